@@ -1,0 +1,110 @@
+"""The security activity log. Entries name who did what to whom from where; never a code, secret or password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from db.models import SecurityEvent, User
+
+KINDS = {
+    "sign_in": "Signed in",
+    "sign_in_failed": "Sign-in failed",
+    "second_factor_failed": "Second-factor check failed",
+    "throttled": "Attempts throttled",
+    "replay_refused": "Reused code refused",
+    "csrf_refused": "Forged request refused",
+    "sign_out": "Signed out",
+    "sessions_revoked": "Other sessions signed out",
+    "mfa_enabled": "MFA enabled",
+    "mfa_disabled": "MFA disabled",
+    "mfa_reset": "MFA reset",
+    "backup_code_used": "Backup code used",
+    "backup_codes_regenerated": "Backup codes regenerated",
+    "step_up": "Identity confirmed",
+    "policy_changed": "MFA policy changed",
+    "member_added": "Member added",
+    "role_changed": "Role changed",
+    "password_set": "Password set",
+    "throttle_lifted": "Lock lifted",
+    "webhook_changed": "Webhook changed",
+    "billing_changed": "Billing changed",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and from where; `session_id` is the acting browser's session row, kept when others end."""
+
+    id: int | None
+    label: str
+    ip: str = ""
+    user_agent: str = ""
+    session_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User, *, ip: str = "", user_agent: str = "", session_id: int | None = None) -> Actor:
+        return cls(user.id, user.email, ip, user_agent, session_id)
+
+
+OPERATOR = Actor(None, "operator/CLI")
+
+
+def record(
+    session: Session,
+    kind: str,
+    *,
+    actor: Actor,
+    target: User | None = None,
+    target_label: str = "",
+    outcome: str = "success",
+    detail: str = "",
+) -> None:
+    """Add an entry to the caller's transaction (it commits with the change it describes)."""
+    session.add(
+        SecurityEvent(
+            kind=kind,
+            outcome=outcome,
+            actor_id=actor.id,
+            actor_label=actor.label[:254],
+            target_id=target.id if target else None,
+            target_label=(target.email if target else target_label)[:254],
+            ip=actor.ip[:64],
+            user_agent=actor.user_agent[:255],
+            detail=detail[:255],
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    member_id: int | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_events(session: Session, *, where: EventFilter, limit: int = 500) -> list[SecurityEvent]:
+    """Newest first. A member filter matches events they did and events done to them."""
+    query = select(SecurityEvent).order_by(col(SecurityEvent.id).desc()).limit(limit)
+    if where.member_id is not None:
+        query = query.where((SecurityEvent.actor_id == where.member_id) | (SecurityEvent.target_id == where.member_id))
+    if where.kind:
+        query = query.where(SecurityEvent.kind == where.kind)
+    if where.since:
+        query = query.where(SecurityEvent.at >= where.since)
+    if where.until:
+        query = query.where(SecurityEvent.at < where.until)
+    return list(session.exec(query))
+
+
+def failures_since(session: Session, *, user_id: int, since: datetime | None) -> int:
+    """Failed second-factor checks against a member since a moment (their previous sign-in)."""
+    query = select(SecurityEvent).where(
+        SecurityEvent.target_id == user_id, SecurityEvent.kind == "second_factor_failed"
+    )
+    if since is not None:
+        query = query.where(SecurityEvent.at > since)
+    return len(list(session.exec(query)))

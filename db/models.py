@@ -1,0 +1,126 @@
+"""The tables. Timestamps are aware UTC datetimes (`db.clock.now()`) on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from db.clock import now
+
+ROLES = ("admin", "agent")
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    role: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=now)
+    last_sign_in_at: datetime | None = None
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored, so deleting
+    the row revokes a cookie that is still validly signed."""
+
+    __tablename__ = "auth_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=now)
+    verified_at: datetime = Field(default_factory=now)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)
+
+
+class TotpDevice(SQLModel, table=True):
+    __tablename__ = "totp_device"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", unique=True, ondelete="CASCADE")
+    secret_encrypted: str = Field(max_length=512)
+    confirmed_at: datetime = Field(default_factory=now)
+    last_used_step: int | None = None
+
+
+class RecoveryCode(SQLModel, table=True):
+    __tablename__ = "recovery_code"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    lookup: str = Field(max_length=16, index=True)
+    code_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=now)
+    used_at: datetime | None = None
+
+
+class Throttle(SQLModel, table=True):
+    """Consecutive failures under one key ("mfa:<user id>", "pw:<email digest>", "ip:<address>")."""
+
+    key: str = Field(primary_key=True, max_length=80)
+    failures: int = 0
+    locked_until: datetime | None = None
+    updated_at: datetime = Field(default_factory=now)
+
+
+class SecurityEvent(SQLModel, table=True):
+    """Append-only: the app has no code path that updates or deletes a row."""
+
+    __tablename__ = "security_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=now, index=True)
+    kind: str = Field(max_length=40, index=True)
+    outcome: str = Field(default="success", max_length=16)
+    actor_id: int | None = Field(default=None, index=True)
+    actor_label: str = Field(default="", max_length=254)
+    target_id: int | None = Field(default=None, index=True)
+    target_label: str = Field(default="", max_length=254)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)
+    detail: str = Field(default="", max_length=255)
+
+
+class Notice(SQLModel, table=True):
+    """An in-app message shown to a member at their next visit (MFA changes, recovery, failed attempts)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    at: datetime = Field(default_factory=now)
+    text: str = Field(max_length=500)
+    read_at: datetime | None = None
+    mailed_at: datetime | None = None
+
+
+class OrgPolicy(SQLModel, table=True):
+    __tablename__ = "org_policy"
+    id: int | None = Field(default=None, primary_key=True)
+    require_admins: bool = False
+    require_agents: bool = False
+    grace_days: int = 0
+    updated_at: datetime = Field(default_factory=now)
+
+
+class OneTimeToken(SQLModel, table=True):
+    """Set-up and set-password links: only the SHA-256 of the token is kept."""
+
+    __tablename__ = "one_time_token"
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class Webhook(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=500)
+    secret_encrypted: str = Field(max_length=512)
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=now)
+
+
+class Billing(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    plan: str = Field(default="starter", max_length=16)
+    billing_email: str = Field(default="", max_length=254)
+    updated_at: datetime = Field(default_factory=now)

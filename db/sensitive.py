@@ -1,0 +1,73 @@
+"""The settings that sit behind step-up re-authentication: webhooks and billing."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, col, select
+
+from db import events
+from db.clock import now
+from db.crypto import Keyring
+from db.events import Actor
+from db.models import Billing, Webhook
+from db.users import InvalidInput, normalize_email
+
+PLANS = {"starter": "Starter", "team": "Team", "business": "Business"}
+
+
+def list_webhooks(session: Session) -> list[Webhook]:
+    return list(session.exec(select(Webhook).order_by(col(Webhook.id))))
+
+
+def add_webhook(session: Session, *, url: str, keyring: Keyring, actor: Actor) -> tuple[Webhook, str]:
+    """A webhook to an https URL, and its signing secret (shown once; kept encrypted to sign deliveries)."""
+    url = url.strip()
+    parts = urlsplit(url) if len(url) <= 500 else None
+    if parts is None or parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise InvalidInput("url", "Enter an https:// URL, like https://example.com/hooks/chat360.")
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    hook = Webhook(url=url, secret_encrypted=keyring.encrypt(secret))
+    session.add(hook)
+    events.record(session, "webhook_changed", actor=actor, detail=f"added {parts.hostname}"[:255])
+    session.commit()
+    return hook, secret
+
+
+def set_webhook_enabled(session: Session, *, webhook_id: int, enabled: bool, actor: Actor) -> None:
+    hook = session.get(Webhook, webhook_id)
+    if hook is None:
+        raise LookupError(webhook_id)
+    hook.enabled = enabled
+    session.add(hook)
+    events.record(session, "webhook_changed", actor=actor, detail=f"{'enabled' if enabled else 'disabled'} #{hook.id}")
+    session.commit()
+
+
+def delete_webhook(session: Session, *, webhook_id: int, actor: Actor) -> None:
+    hook = session.get(Webhook, webhook_id)
+    if hook is None:
+        raise LookupError(webhook_id)
+    session.delete(hook)
+    events.record(session, "webhook_changed", actor=actor, detail=f"deleted #{webhook_id}")
+    session.commit()
+
+
+def get_billing(session: Session) -> Billing:
+    return session.get(Billing, 1) or Billing(id=1)
+
+
+def save_billing(session: Session, *, plan: str, billing_email: str, actor: Actor) -> Billing:
+    if plan not in PLANS:
+        raise InvalidInput("plan", "Choose one of the plans.")
+    try:
+        email = normalize_email(billing_email)
+    except InvalidInput as error:
+        raise InvalidInput("billing_email", error.message) from error
+    billing = get_billing(session)
+    billing.plan, billing.billing_email, billing.updated_at = plan, email, now()
+    session.add(billing)
+    events.record(session, "billing_changed", actor=actor, detail=f"plan={plan}")
+    session.commit()
+    return billing

@@ -1,0 +1,117 @@
+"""Failure counters kept in the database, so every process and every browser of an account shares them.
+
+An attempt is counted *before* it is checked and the count is cleared on success: parallel guesses can't
+slip past the limit between a check and an increment. After `free` consecutive failures each further
+attempt waits, doubling from `base` seconds; past `hard` failures the key stays locked until an admin or
+the operator lifts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from db.clock import now as utcnow
+from db.models import Throttle
+from db.upsert import insert_ignore
+
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Rule:
+    free: int
+    base: int
+    cap: int
+    hard: int | None = None
+
+    def locked_until(self, failures: int, at: datetime) -> datetime | None:
+        """When a lock after `failures` consecutive failures ends (None: no lock yet)."""
+        if self.hard is not None and failures >= self.hard:
+            return FOREVER
+        if failures < self.free:
+            return None
+        return at + timedelta(seconds=min(self.cap, self.base * 2 ** (failures - self.free)))
+
+
+# Second factor (TOTP, backup codes, step-up): 5 free tries, then 30 s doubling to an hour; locked at 20.
+SECOND_FACTOR = Rule(free=5, base=30, cap=3600, hard=20)
+# Password per email: backoff only. A hard lock here would let anyone who knows an email lock its owner out.
+PASSWORD = Rule(free=5, base=30, cap=900)
+# Per client address, wide enough for an office behind one NAT.
+CLIENT = Rule(free=30, base=30, cap=900)
+
+
+class Throttled(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until)
+        self.until = until
+
+    @property
+    def locked(self) -> bool:
+        return self.until >= FOREVER
+
+    def retry_after(self, at: datetime | None = None) -> int:
+        return max(1, math.ceil((self.until - (at or utcnow())).total_seconds()))
+
+
+def user_key(user_id: int) -> str:
+    return f"mfa:{user_id}"
+
+
+def email_key(email: str) -> str:
+    # A digest, so the table holds no list of tried addresses (and unknown ones look like known ones).
+    return "pw:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def client_key(ip: str) -> str:
+    return f"ip:{ip[:64]}"
+
+
+def take_attempt(session: Session, key: str, rule: Rule) -> datetime | None:
+    """Count one attempt under `key` and commit; raise Throttled while locked.
+
+    Returns the time a lock now starts to hold if the attempt fails (so the caller can log it), else None.
+    """
+    at = utcnow()
+    insert_ignore(session, Throttle, {"key": key, "failures": 0, "updated_at": at})
+    row = session.execute(
+        update(Throttle)
+        .where(col(Throttle.key) == key, or_(col(Throttle.locked_until).is_(None), col(Throttle.locked_until) <= at))
+        .values(failures=Throttle.failures + 1, updated_at=at)
+        .returning(col(Throttle.failures))
+    ).first()
+    if row is None:
+        session.commit()
+        raise Throttled(_locked_until(session, key) or at)
+    until = rule.locked_until(row[0], at)
+    if until:
+        session.execute(update(Throttle).where(col(Throttle.key) == key).values(locked_until=until))
+    session.commit()
+    return until
+
+
+def take_attempts(session: Session, keys: list[tuple[str, Rule]]) -> datetime | None:
+    """`take_attempt` for several keys (account and client); the first that is locked refuses."""
+    locks = [take_attempt(session, key, rule) for key, rule in keys]
+    return max((lock for lock in locks if lock), default=None)
+
+
+def clear(session: Session, *keys: str) -> None:
+    """A success: forget the failures (the caller commits)."""
+    session.execute(update(Throttle).where(col(Throttle.key).in_(keys)).values(failures=0, locked_until=None))
+
+
+def _locked_until(session: Session, key: str) -> datetime | None:
+    return session.exec(select(Throttle.locked_until).where(Throttle.key == key)).first()
+
+
+def lock_of(session: Session, key: str) -> datetime | None:
+    """When the key's lock ends, if it is locked now."""
+    until = _locked_until(session, key)
+    return until if until and until > utcnow() else None

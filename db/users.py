@@ -1,0 +1,207 @@
+"""Accounts: creating them, checking passwords, and the one-time links that set a first password."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from db import events, passwords, signins, throttle
+from db.clock import now
+from db.events import Actor
+from db.models import ROLES, OneTimeToken, User
+
+INVALID_CREDENTIALS = "Incorrect email or password."
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}")
+SETUP_TTL = timedelta(days=7)
+SET_PASSWORD_TTL = timedelta(days=3)
+
+
+class InvalidCredentials(Exception):
+    """Unknown email or wrong password: one exception, so the two can't be told apart."""
+
+
+class InvalidInput(ValueError):
+    """A field's value is refused; `field` names it so the form can tie the message to it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class InvalidLink(Exception):
+    """A set-up or set-password link that is unknown, used or expired."""
+
+
+def normalize_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise InvalidInput("email", "Enter an email address like name@example.com.")
+    return email
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput("role", f"Choose a role: {' or '.join(ROLES)}.")
+    return role
+
+
+def check_password(password: str) -> str:
+    problem = passwords.password_problem(password)
+    if problem:
+        raise InvalidInput("password", problem)
+    return password
+
+
+def create_user(
+    session: Session, *, email: str, role: str, password: str | None, hasher: PasswordHasher, actor: Actor
+) -> User:
+    """A new member; without a password they can only sign in after following a set-password link."""
+    email = normalize_email(email)
+    check_role(role)
+    if password is not None:
+        check_password(password)
+    if session.exec(select(User.id).where(User.email == email)).first() is not None:
+        raise InvalidInput("email", "A member with this email already exists.")
+    user = User(email=email, role=role, password_hash=hasher.hash(password) if password is not None else None)
+    session.add(user)
+    session.flush()
+    events.record(session, "member_added", actor=actor, target=user, detail=f"role={role}")
+    session.commit()
+    return user
+
+
+def count_users(session: Session) -> int:
+    return session.exec(select(func.count(col(User.id)))).one()
+
+
+def find_user(session: Session, *, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+_dummy_hashes: dict[tuple[int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the live parameters, verified for unknown emails so they cost the same time."""
+    key = (hasher.time_cost, hasher.memory_cost)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]
+
+
+def authenticate(session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor) -> User:
+    """The member with this email and password. Raises InvalidCredentials or throttle.Throttled.
+
+    Runs one argon2 verification whether or not the email exists, and throttles per email (existing or not)
+    and per client address, so neither the answer, its timing nor the throttle tells accounts apart.
+    """
+    email = email.strip().lower()[:254]
+    keys = [throttle.email_key(email), throttle.client_key(actor.ip)]
+    throttle.take_attempts(session, [(keys[0], throttle.PASSWORD), (keys[1], throttle.CLIENT)])
+    user = session.exec(select(User).where(User.email == email)).first()
+    stored = user.password_hash if user and user.password_hash else None
+    ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
+    if not (ok and user and stored):
+        events.record(session, "sign_in_failed", actor=actor, target=user, target_label=email, outcome="failure")
+        session.commit()
+        raise InvalidCredentials()
+    throttle.clear(session, *keys)
+    if hasher.check_needs_rehash(stored):
+        user.password_hash = hasher.hash(password)
+        session.add(user)
+    session.commit()
+    return user
+
+
+def _new_token(session: Session, *, purpose: str, user_id: int | None, ttl: timedelta) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(
+        OneTimeToken(purpose=purpose, token_hash=signins.digest(token), user_id=user_id, expires_at=now() + ttl)
+    )
+    return token
+
+
+def _take_token(session: Session, *, purpose: str, token: str) -> OneTimeToken:
+    """Consume a one-time token in one conditional UPDATE, so two requests can't both use it."""
+    row = session.exec(
+        select(OneTimeToken).where(OneTimeToken.token_hash == signins.digest(token), OneTimeToken.purpose == purpose)
+    ).first()
+    if row is None or row.used_at is not None or row.expires_at <= now():
+        raise InvalidLink()
+    taken = session.execute(
+        update(OneTimeToken)
+        .where(col(OneTimeToken.id) == row.id, col(OneTimeToken.used_at).is_(None))
+        .values(used_at=now())
+    )
+    if taken.rowcount != 1:
+        raise InvalidLink()
+    return row
+
+
+def issue_setup_token(session: Session) -> str | None:
+    """On an empty instance, a fresh one-time link token for creating the first admin (earlier ones die)."""
+    if count_users(session) > 0:
+        return None
+    session.execute(
+        update(OneTimeToken)
+        .where(col(OneTimeToken.purpose) == "setup", col(OneTimeToken.used_at).is_(None))
+        .values(used_at=now())
+    )
+    token = _new_token(session, purpose="setup", user_id=None, ttl=SETUP_TTL)
+    session.commit()
+    return token
+
+
+def setup_token_valid(session: Session, *, token: str) -> bool:
+    row = session.exec(
+        select(OneTimeToken).where(OneTimeToken.token_hash == signins.digest(token), OneTimeToken.purpose == "setup")
+    ).first()
+    return row is not None and row.used_at is None and row.expires_at > now() and count_users(session) == 0
+
+
+def claim_instance(
+    session: Session, *, token: str, email: str, password: str, hasher: PasswordHasher, actor: Actor
+) -> User:
+    """Create the first admin with the one-time setup link; nobody without the link can claim the instance."""
+    normalize_email(email)
+    check_password(password)
+    _take_token(session, purpose="setup", token=token)
+    if count_users(session) > 0:
+        session.rollback()
+        raise InvalidLink()
+    return create_user(session, email=email, role="admin", password=password, hasher=hasher, actor=actor)
+
+
+def issue_set_password_link(session: Session, *, user: User) -> str:
+    """A one-time token with which a new member chooses their own password."""
+    token = _new_token(session, purpose="password", user_id=user.id, ttl=SET_PASSWORD_TTL)
+    session.commit()
+    return token
+
+
+def set_password_with_link(
+    session: Session, *, token: str, password: str, hasher: PasswordHasher, actor: Actor
+) -> User:
+    check_password(password)
+    row = _take_token(session, purpose="password", token=token)
+    user = session.get(User, row.user_id)
+    if user is None:
+        raise InvalidLink()
+    user.password_hash = hasher.hash(password)
+    session.add(user)
+    signins.end_others(session, user_id=user.id or 0, keep=None)
+    events.record(session, "password_set", actor=actor, target=user)
+    session.commit()
+    return user
+
+
+def mark_signed_in(session: Session, *, user: User, actor: Actor, factor: str) -> None:
+    user.last_sign_in_at = now()
+    session.add(user)
+    events.record(session, "sign_in", actor=actor, target=user, detail=f"factor={factor}")

@@ -1,0 +1,23 @@
+"use strict";
+// Dialogs only. Each <dialog data-modal> opens as a real modal: the browser keeps focus inside, Escape
+// closes it and focus returns to where it was. A dialog that is a page of its own leaves on close.
+function openDialogs() {
+  document.querySelectorAll("dialog[data-modal]:not([data-ready])").forEach((dialog) => {
+    dialog.dataset.ready = "1";
+    if (dialog.open) dialog.close();
+    dialog.addEventListener("close", () => {
+      if (dialog.open) return;
+      if (dialog.dataset.cancel) location.assign(dialog.dataset.cancel); else dialog.remove();
+    });
+    dialog.showModal();
+  });
+}
+document.addEventListener("DOMContentLoaded", openDialogs);
+document.addEventListener("htmx:after:settle", openDialogs);
+// A request sent from a dialog whose answer was swapped elsewhere (the resumed action) is done with it.
+document.addEventListener("htmx:after:swap", (event) => {
+  const dialog = event.target.closest && event.target.closest("dialog[open]");
+  const target = event.detail && event.detail.ctx && event.detail.ctx.target;
+  const into = typeof target === "string" ? document.querySelector(target) : target;
+  if (dialog && into && !dialog.parentElement.contains(into)) dialog.close();
+});

@@ -1,0 +1,101 @@
+"""The application factory: settings in, a Starlette app out. No engine or settings exist at import time."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from db.engine import make_engine
+from web import account, admin, auth, errors, guards, mfa, sensitive
+from web.config import Settings, load_settings
+from web.cookies import CookieSession
+from web.offload import make_limiter
+from web.protect import RequestGuard, SecurityHeaders
+from web.templating import STATIC, make_templates
+
+
+class ImmutableStatic(StaticFiles):
+    """Static files are fingerprinted (`?v=<hash>`), so they may be cached for a year."""
+
+    def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        Route("/healthz", account.healthz, name="healthz"),
+        Route("/", account.show_dashboard, name="show_dashboard"),
+        Route("/notices/dismiss", account.dismiss_notices, methods=["POST"], name="dismiss_notices"),
+        Route("/login", auth.show_login, methods=["GET"], name="show_login"),
+        Route("/login", auth.sign_in, methods=["POST"], name="sign_in"),
+        Route("/login/verify", auth.show_second_step, methods=["GET"], name="show_second_step"),
+        Route("/login/verify", auth.verify_second_step, methods=["POST"], name="verify_second_step"),
+        Route("/logout", auth.sign_out, methods=["POST"], name="sign_out"),
+        Route("/reauth", auth.show_reauth, methods=["GET"], name="show_reauth"),
+        Route("/reauth", auth.reauthenticate, methods=["POST"], name="reauthenticate"),
+        Route("/setup/{token}", auth.show_setup, methods=["GET"], name="show_setup"),
+        Route("/setup/{token}", auth.claim_instance, methods=["POST"], name="claim_instance"),
+        Route("/set-password/{token}", auth.show_set_password, methods=["GET"], name="show_set_password"),
+        Route("/set-password/{token}", auth.set_password, methods=["POST"], name="set_password"),
+        Route("/settings", account.show_settings, methods=["GET"], name="show_settings"),
+        Route("/settings/sessions/revoke", account.sign_out_others, methods=["POST"], name="sign_out_others"),
+        Route("/settings/mfa/totp", mfa.show_totp, methods=["GET"], name="show_totp"),
+        Route("/mfa/totp/activate", mfa.start_totp, methods=["POST"], name="start_totp"),
+        Route("/mfa/totp/cancel", mfa.cancel_totp, methods=["POST"], name="cancel_totp"),
+        Route("/mfa/totp/confirm", mfa.confirm_totp, methods=["POST"], name="confirm_totp"),
+        Route("/mfa/totp/disable", mfa.disable_totp, methods=["POST"], name="disable_totp"),
+        Route(
+            "/mfa/recovery-codes/regenerate",
+            mfa.regenerate_recovery_codes,
+            methods=["POST"],
+            name="regenerate_recovery_codes",
+        ),
+        Route("/settings/webhooks", sensitive.show_webhooks, methods=["GET"], name="show_webhooks"),
+        Route("/settings/webhooks", sensitive.add_webhook, methods=["POST"], name="add_webhook"),
+        Route("/settings/webhooks/{id:int}/toggle", sensitive.toggle_webhook, methods=["POST"], name="toggle_webhook"),
+        Route("/settings/webhooks/{id:int}/delete", sensitive.delete_webhook, methods=["POST"], name="delete_webhook"),
+        Route("/settings/billing", sensitive.show_billing, methods=["GET"], name="show_billing"),
+        Route("/settings/billing", sensitive.save_billing, methods=["POST"], name="save_billing"),
+        Route("/team", admin.show_team, methods=["GET"], name="show_team"),
+        Route("/team/members", admin.add_member, methods=["POST"], name="add_member"),
+        Route("/team/policy", admin.save_policy, methods=["POST"], name="save_policy"),
+        Route("/team/{id:int}/role", admin.change_role, methods=["POST"], name="change_role"),
+        Route("/team/{id:int}/reset-mfa", admin.reset_mfa, methods=["POST"], name="reset_mfa"),
+        Route("/team/{id:int}/unlock", admin.unlock_member, methods=["POST"], name="unlock_member"),
+        Route("/activity", admin.show_activity, methods=["GET"], name="show_activity"),
+        Route("/activity.csv", admin.export_activity, methods=["GET"], name="export_activity"),
+        Mount("/static", app=GZipMiddleware(ImmutableStatic(directory=STATIC)), name="static"),
+    ]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+    settings = settings or load_settings()
+    app = Starlette(
+        debug=settings.debug,
+        routes=routes(),
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(CookieSession, secret_key=settings.secret_key, max_age=settings.absolute_timeout),
+            Middleware(RequestGuard, max_body=settings.max_body, refuse=errors.refused),
+        ],
+        exception_handlers={
+            HTTPException: errors.http_error,
+            500: errors.server_error,
+            guards.NotSignedIn: errors.not_signed_in,
+            guards.SecondStepRequired: errors.second_step_required,
+            guards.EnrolmentRequired: errors.enrolment_required,
+            guards.ReauthRequired: errors.reauth_required,
+        },
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.templates = make_templates(settings.app_name)
+    app.state.hash_limiter = make_limiter(settings.hash_concurrency)
+    return app

@@ -1,0 +1,157 @@
+"""The operator's command line: `python -m web <command>`. Exit status 0 on success, 1 with a message on
+standard error otherwise, so scripts can rely on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from db import keys, mfa, migrate, org, users
+from db.crypto import Keyring, new_key
+from db.engine import make_engine, open_session
+from db.events import OPERATOR
+from web.config import Settings, keys_file, load_settings
+
+
+class Failure(Exception):
+    """A message for the operator, and exit status 1."""
+
+
+def _session(settings: Settings) -> Session:
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    return open_session(engine)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    migrate.upgrade(make_engine(settings.database_url))
+    print("Database is up to date.")
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
+    password = None
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+    with _session(settings) as session:
+        try:
+            user = users.create_user(
+                session,
+                email=args.email,
+                role=args.role,
+                password=password,
+                hasher=settings.password_hasher,
+                actor=OPERATOR,
+            )
+        except users.InvalidInput as exc:
+            raise Failure(f"{exc.field}: {exc.message}") from exc
+        print(f"Created {user.role} {user.email}.")
+        if password is None:
+            token = users.issue_set_password_link(session, user=user)
+            print(f"One-time link to choose a password: {base_url(settings)}/set-password/{token}")
+
+
+def cmd_user_list(settings: Settings, args: argparse.Namespace) -> None:
+    with _session(settings) as session:
+        for row in org.list_members(session):
+            mfa_state = "mfa=on" if row.mfa_enabled else "mfa=off"
+            locked = " locked" if row.locked_until else ""
+            print(f"{row.user.email}\t{row.user.role}\t{mfa_state}\tbackup_codes={row.codes_left}{locked}")
+
+
+def cmd_user_reset_mfa(settings: Settings, args: argparse.Namespace) -> None:
+    with _session(settings) as session:
+        user = users.find_user(session, email=args.email)
+        if user is None:
+            raise Failure(f"No member with the email {args.email!r}.")
+        mfa.reset_mfa(session, user=user, actor=OPERATOR, reason=args.reason)
+    print(f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    """With keys in the data directory: add a new key, re-encrypt, retire the old. With MFA_ENCRYPTION_KEYS:
+    re-encrypt under its first key (put the new key first, run this, then drop the old ones)."""
+    path = keys_file(settings.data_dir)
+    managed = path.exists() and tuple(path.read_text().split()) == settings.mfa_keys
+    keyring = Keyring((new_key(), *settings.mfa_keys)) if managed else settings.keyring
+    if managed:
+        path.write_text("\n".join(keyring.keys) + "\n")  # both keys while re-encrypting
+    with _session(settings) as session:
+        count = keys.rotate_secrets(session, keyring=keyring)
+    if managed:
+        path.write_text(keyring.keys[0] + "\n")
+    print(f"Re-encrypted {count} secret(s) under the newest key.")
+
+
+def cmd_setup_link(settings: Settings, args: argparse.Namespace) -> None:
+    with _session(settings) as session:
+        token = users.issue_setup_token(session)
+    print(setup_message(settings, token))
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.port}"
+
+
+def setup_message(settings: Settings, token: str | None) -> str:
+    if token is None:
+        return "This instance already has members; no set-up link is needed."
+    return f"Create the first admin account with this one-time link: {base_url(settings)}/setup/{token}"
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    with _session(settings) as session:
+        token = users.issue_setup_token(session)
+    if token:
+        print(setup_message(settings, token), flush=True)
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="warning" if args.quiet else "info",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m web", description="Chat360 account security operations.")
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    serve = commands.add_parser("serve", help="migrate, print the set-up link if needed, and serve")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--quiet", action="store_true")
+    serve.set_defaults(run=cmd_serve)
+    commands.add_parser("setup-link", help="print a one-time link that creates the first admin").set_defaults(
+        run=cmd_setup_link
+    )
+    user = commands.add_parser("user", help="manage members").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a member")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True, choices=org.ROLES)
+    create.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    create.set_defaults(run=cmd_user_create)
+    user.add_parser("list", help="list members").set_defaults(run=cmd_user_list)
+    reset = user.add_parser("reset-mfa", help="remove a member's second factor (lost device)")
+    reset.add_argument("--email", required=True)
+    reset.add_argument("--reason", default="lost device (operator)")
+    reset.set_defaults(run=cmd_user_reset_mfa)
+    key = commands.add_parser("keys", help="encryption keys").add_subparsers(dest="action", required=True)
+    key.add_parser("rotate", help="re-encrypt stored secrets under a new key").set_defaults(run=cmd_keys_rotate)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(load_settings(), args)
+    except (Failure, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

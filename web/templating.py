@@ -1,0 +1,94 @@
+"""Jinja templates, and the one helper that answers a full page or its htmx partial from the same blocks."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import segno
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from web.protect import csrf_token
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "static"
+HTMX = "htmx-4.0.1.min.js"
+
+
+def wants_partial(request: Request) -> bool:
+    """htmx 4 says "partial" or "full" in HX-Request-Type; htmx 2 only says HX-Request (and HX-Boosted)."""
+    kind = request.headers.get("HX-Request-Type")
+    if kind is not None:
+        return kind == "partial"
+    return request.headers.get("HX-Request") == "true" and "HX-Boosted" not in request.headers
+
+
+def qr_svg(uri: str) -> Markup:
+    """The URI as an inline SVG QR code: no URL carries the secret and nothing is cached apart from the page."""
+    svg = segno.make(uri, error="m").svg_inline(scale=5, border=4, dark="#000", light="#fff", omitsize=True)
+    return Markup(svg)  # segno builds the markup itself; the URI is only encoded into modules
+
+
+def group_key(secret: str) -> str:
+    """A setup key in groups of four, easier to read and type."""
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+@cache
+def static_version(name: str) -> str:
+    """A content hash for cache busting, so static files can be cached for a year."""
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+
+
+def static_url(request: Request, name: str) -> str:
+    return f"{request.url_for('static', path=name).path}?v={static_version(name)}"
+
+
+def make_templates(app_name: str) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(ROOT / "templates"))
+    env = templates.env
+    env.filters["qr_svg"] = qr_svg
+    env.filters["group_key"] = group_key
+    env.filters["combine_attrs"] = lambda a, b: {**a, **b}
+    env.globals["app_name"] = app_name
+    env.globals["htmx"] = HTMX
+    env.globals["static_url"] = static_url
+    env.globals["csrf_token"] = lambda request: csrf_token(request.session)
+    env.trim_blocks = True
+    env.lstrip_blocks = True
+    return templates
+
+
+def render(
+    request: Request,
+    page: str,
+    partial: str | None,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The partial for an htmx request that swaps part of a page, the whole page otherwise."""
+    templates: Jinja2Templates = request.app.state.templates
+    context = {"member": getattr(request.state, "member", None), **(context or {})}
+    headers = dict(headers or {})
+    name = page
+    if partial and wants_partial(request):
+        name = partial
+        # A partial always replaces the element named after it, wherever the request came from (a request
+        # resumed from the "Confirm it's you" dialog lands back in the page, not in the dialog).
+        headers.setdefault("HX-Retarget", "#" + partial_id(partial))
+        headers.setdefault("HX-Reswap", "outerHTML")
+    response = templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
+    response.headers["Vary"] = "HX-Request, HX-Request-Type"
+    return response
+
+
+def partial_id(name: str) -> str:
+    """`mfa/_totp_panel.html` → `totp-panel`: a partial's root element has the id of its file name."""
+    return Path(name).stem.lstrip("_").replace("_", "-")
