@@ -25,6 +25,7 @@ from db.models import User
 from db.users import create_user
 from web.app import create_app
 from web.config import Settings
+from web.cookies import SECURE_NAME
 
 PASSWORD = "correct horse battery staple"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -92,6 +93,12 @@ def app(settings: Settings, engine: Engine) -> Starlette:
 def client(app: Starlette) -> Iterator[TestClient]:
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
         yield client
+
+
+def use_cookie(client: TestClient, value: str) -> None:
+    """Replay a session cookie captured earlier, as an attacker holding a copy would."""
+    client.cookies.clear()
+    client.cookies.set(SECURE_NAME, value, domain="testserver.local", path="/")
 
 
 def csrf_of(html: str) -> str:
