@@ -8,12 +8,13 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
 from sqlalchemy import Engine, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -21,7 +22,7 @@ from db import migrate
 from db.crypto import new_key
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
-from db.models import User
+from db.models import AuthSession, User
 from db.users import create_user
 from web.app import create_app
 from web.config import Settings
@@ -184,6 +185,14 @@ class Auth:
         assert response.status_code == 200, response.text
         member.codes = backup_codes(response.text)
         return member
+
+    def age_sessions(self, seconds: int) -> None:
+        """Move every session's last identity check `seconds` into the past (instead of sleeping)."""
+        with open_session(self.engine) as session:
+            for row in session.exec(select(AuthSession)):
+                row.verified_at -= timedelta(seconds=seconds)
+                session.add(row)
+            session.commit()
 
     def logout(self) -> None:
         self.post("/logout", page="/settings")
