@@ -66,18 +66,27 @@ class Mailer:
 
 
 def deliver(session: Session, *, mailer: Mailer, app_name: str) -> int:
-    """Mail every notice not yet mailed; returns how many went out. Failures stay queued for the next call."""
+    """Mail every notice not yet mailed; returns how many went out.
+
+    Each notice is claimed by a conditional UPDATE before it is sent, so several workers polling the same
+    outbox never mail one twice; a send that fails gives the claim back for the next round.
+    """
     rows = session.exec(
         select(Notice, User).join(User, col(User.id) == Notice.user_id).where(col(Notice.mailed_at).is_(None))
     ).all()
     sent = 0
     for notice, user in rows:
+        claimed = session.execute(
+            update(Notice).where(col(Notice.id) == notice.id, col(Notice.mailed_at).is_(None)).values(mailed_at=now())
+        )
+        session.commit()
+        if claimed.rowcount != 1:
+            continue
         try:
             mailer.send(to=user.email, subject=f"{app_name}: security notice", body=f"{notice.text}\n\n{NOT_YOU}\n")
         except (OSError, smtplib.SMTPException):
+            session.execute(update(Notice).where(col(Notice.id) == notice.id).values(mailed_at=None))
+            session.commit()
             break
-        notice.mailed_at = now()
-        session.add(notice)
-        session.commit()
         sent += 1
     return sent

@@ -148,16 +148,12 @@ async def export_activity(request: Request) -> Response:
     writer = csv.writer(out)
     writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail"])
     for e in rows:
-        writer.writerow(
-            [e.at.isoformat(), e.kind, e.outcome, e.actor_label, e.target_label, e.ip, e.user_agent, e.detail]
-        )
+        cells = [e.at.isoformat(), e.kind, e.outcome, e.actor_label, e.target_label, e.ip, e.user_agent, e.detail]
+        writer.writerow([_cell(c) for c in cells])
     headers = {"Content-Disposition": 'attachment; filename="security-activity.csv"', "Cache-Control": "no-store"}
-    return Response(_no_formulas(out.getvalue()), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _no_formulas(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @; member-supplied text (emails, user agents) could."""
-    return "\n".join(
-        ",".join(("'" + c if c[:1] in "=+-@" else c) for c in line.split(",")) if i else line
-        for i, line in enumerate(text.split("\n"))
-    )
+def _cell(value: str) -> str:
+    """Spreadsheets run cells that start with = + - @ (or a tab or CR); member-supplied text could."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

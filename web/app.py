@@ -11,7 +11,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.engine import make_engine
-from web import account, admin, auth, errors, guards, mfa, sensitive
+from web import account, admin, auth, errors, guards, mfa, outbox, sensitive
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.offload import make_limiter
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or load_settings()
     app = Starlette(
         debug=settings.debug,
+        lifespan=outbox.lifespan,
         routes=routes(),
         middleware=[
             Middleware(SecurityHeaders),

@@ -14,6 +14,7 @@ from db.crypto import Keyring, new_key
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
 from web.config import Settings, keys_file, load_settings
+from web.outbox import deliver_now
 
 
 class Failure(Exception):
@@ -68,6 +69,7 @@ def cmd_user_reset_mfa(settings: Settings, args: argparse.Namespace) -> None:
         if user is None:
             raise Failure(f"No member with the email {args.email!r}.")
         mfa.reset_mfa(session, user=user, actor=OPERATOR, reason=args.reason)
+    deliver_now(settings, session.get_bind())
     print(f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
 
 

@@ -32,6 +32,7 @@ class Settings:
     second_step_ttl: int = 300  # time between the password and the second step
     max_body: int = 16 * 1024
     smtp_url: str | None = None
+    outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
     debug: bool = False
     argon2_time_cost: int = 5
     argon2_memory_kib: int = 65536
