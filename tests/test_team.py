@@ -182,3 +182,19 @@ def test_admin_sees_and_lifts_a_lock(auth: Auth, admin: Member, member: Member, 
     auth.logout()
     auth.password(member)
     assert auth.post("/login/verify", {"code": member.fresh_code()}, page="/login/verify").status_code == 303
+
+
+def test_enrolment_under_the_policy_can_confirm_its_way_through_a_stale_session(
+    auth: Auth, member: Member, client: TestClient, engine: Engine
+) -> None:
+    _policy(engine, require_agents=True)
+    auth.login(member)
+    auth.age_sessions(STALE)
+    stale = auth.post("/mfa/totp/activate", page="/settings/mfa/totp")
+    assert stale.template.name == "auth/reauth.html"  # type: ignore[attr-defined]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', stale.text))
+    verified = client.post("/reauth", data=fields | {"reauth_secret": member.password})
+    assert verified.status_code == 307 and verified.headers["location"] == "/mfa/totp/activate"
+    resumed = client.post("/mfa/totp/activate", data=fields)
+    assert resumed.status_code == 303 and resumed.headers["location"] == "/settings/mfa/totp"
+    assert "setup-key-value" in client.get("/settings/mfa/totp").text

@@ -127,7 +127,10 @@ async def verify_second_step(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     token = request.session.get(guards.SID)
     if isinstance(token, str):
-        found = getattr(request.state, "member", None)
+        try:
+            found = guards.member(request, enrolling=True)
+        except guards.NotSignedIn:
+            found = None
         with guards.db(request) as session:
             login.end_session(session, token=token, actor=guards.actor(request, found))
     request.session.clear()
@@ -144,8 +147,11 @@ async def show_reauth(request: Request) -> Response:
 
 
 async def reauthenticate(request: Request) -> Response:
-    """Check the member again, then resume: 307 replays the original POST (its fields rode along hidden)."""
-    member = guards.member(request)
+    """Check the member again, then resume: 307 replays the original POST (its fields rode along hidden).
+
+    A member held at enrolment may confirm too: enabling MFA itself needs a fresh check.
+    """
+    member = guards.member(request, enrolling=True)
     form = await request.form()
     method = _field(form, "reauth_method")
     next_path = safe_next(_field(form, "reauth_next", 600), "/settings")
