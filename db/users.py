@@ -205,3 +205,34 @@ def mark_signed_in(session: Session, *, user: User, actor: Actor, factor: str) -
     user.last_sign_in_at = now()
     session.add(user)
     events.record(session, "sign_in", actor=actor, target=user, detail=f"factor={factor}")
+
+
+class IncorrectPassword(Exception):
+    pass
+
+
+def change_password(
+    session: Session,
+    *,
+    user: User,
+    current: str,
+    new: str,
+    hasher: PasswordHasher,
+    actor: Actor,
+) -> str:
+    """A new password; every other session of the member ends and this one gets a new token."""
+    check_password(new)
+    keys = [(throttle.user_key(user.id or 0), throttle.SECOND_FACTOR), (throttle.client_key(actor.ip), throttle.CLIENT)]
+    throttle.take_attempts(session, keys)
+    if not (user.password_hash and passwords.verify(hasher, user.password_hash, current)):
+        events.record(session, "second_factor_failed", actor=actor, target=user, outcome="failure", detail="password")
+        session.commit()
+        raise IncorrectPassword()
+    throttle.clear(session, *(key for key, _ in keys))
+    user.password_hash = hasher.hash(new)
+    session.add(user)
+    signins.end_others(session, user_id=user.id or 0, keep=actor.session_id)
+    token = signins.rotate(session, session_id=actor.session_id or 0, verified=True)
+    events.record(session, "password_set", actor=actor, target=user, detail="changed")
+    session.commit()
+    return token

@@ -213,3 +213,28 @@ def test_anonymous_requests_go_to_sign_in(client: TestClient, path: str) -> None
     assert response.headers["location"].startswith("/login?next=")
     htmx = client.get(path, headers={"HX-Request": "true"})
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login")
+
+
+def test_change_password_signs_out_other_sessions(auth: Auth, member: Member, client: TestClient, app) -> None:  # noqa: ANN001
+    auth.login(member)
+    other = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    Auth(other, auth.engine, auth.settings).login(member)
+    assert other.get("/settings").status_code == 200
+    wrong = auth.post(
+        "/settings/password", {"current_password": "nope", "new_password": "another long passphrase"}, page="/settings"
+    )
+    assert wrong.status_code == 422 and re.search(r'id="current_password"[^>]*aria-invalid="true"', wrong.text)
+    weak = auth.post(
+        "/settings/password", {"current_password": member.password, "new_password": "short"}, page="/settings"
+    )
+    assert weak.status_code == 422 and "at least 15" in weak.text
+    new = "a completely different passphrase"
+    changed = auth.post(
+        "/settings/password", {"current_password": member.password, "new_password": new}, page="/settings"
+    )
+    assert changed.status_code == 303
+    assert "Your password was changed" in client.get(changed.headers["location"]).text
+    assert other.get("/settings").status_code == 303
+    auth.logout()
+    member.password = new
+    auth.login(member)

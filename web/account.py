@@ -5,8 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from db import login, notices
+from db import login, notices, users
+from db.throttle import Throttled
 from web import guards
+from web.auth import _field, _throttled
+from web.offload import hashing
 from web.templating import render
 
 
@@ -40,7 +43,43 @@ async def show_settings(request: Request) -> Response:
     """Settings; `?section=mfa` expands the MFA section (the htmx toggle asks for just that section)."""
     guards.member(request)
     expanded = request.query_params.get("section") == "mfa"
-    return render(request, "account/settings.html", "account/_mfa_section.html", {"expanded": expanded, "panel": None})
+    context = {
+        "expanded": expanded,
+        "panel": None,
+        "password_changed": request.query_params.get("password") == "changed",
+    }
+    return render(request, "account/settings.html", "account/_mfa_section.html", context)
+
+
+async def change_password(request: Request) -> Response:
+    """A new password ends every other session; this one continues on a new token."""
+    member = guards.member(request)
+    form = await request.form()
+    config = guards.settings(request)
+    context: dict[str, object] = {"expanded": False, "panel": None}
+    try:
+        with guards.db(request) as session:
+            token = await hashing(
+                request,
+                users.change_password,
+                session=session,
+                user=member.user,
+                current=_field(form, "current_password", 1024),
+                new=_field(form, "new_password", 1024),
+                hasher=config.password_hasher,
+                actor=guards.actor(request, member),
+            )
+    except users.IncorrectPassword:
+        context["password_errors"] = {"current_password": "Incorrect password."}
+        return render(request, "account/settings.html", None, context, status_code=422)
+    except users.InvalidInput as exc:
+        context["password_errors"] = {"new_password": exc.message}
+        return render(request, "account/settings.html", None, context, status_code=422)
+    except Throttled as exc:
+        context["password_errors"] = {"current_password": _throttled(exc)}
+        return render(request, "account/settings.html", None, context, status_code=429)
+    request.session[guards.SID] = token
+    return RedirectResponse("/settings?password=changed", status_code=303)
 
 
 async def sign_out_others(request: Request) -> Response:

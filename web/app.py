@@ -45,6 +45,7 @@ def routes() -> list[Route | Mount]:
         Route("/set-password/{token}", auth.show_set_password, methods=["GET"], name="show_set_password"),
         Route("/set-password/{token}", auth.set_password, methods=["POST"], name="set_password"),
         Route("/settings", account.show_settings, methods=["GET"], name="show_settings"),
+        Route("/settings/password", account.change_password, methods=["POST"], name="change_password"),
         Route("/settings/sessions/revoke", account.sign_out_others, methods=["POST"], name="sign_out_others"),
         Route("/settings/mfa/totp", mfa.show_totp, methods=["GET"], name="show_totp"),
         Route("/mfa/totp/activate", mfa.start_totp, methods=["POST"], name="start_totp"),
