@@ -20,7 +20,7 @@ LENGTH = 16
 GROUP = 4
 COUNT = 10
 MAX_INPUT = 64
-_SEPARATORS = re.compile(r"[\s\-]")
+_SEPARATORS = re.compile(r"[ \t\r\n\-]")
 
 # Codes are random and long, so stretching buys little; keep each check cheap (about 3 ms).
 _hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
@@ -40,8 +40,8 @@ def format_code(code: str) -> str:
 
 def normalize(raw: str) -> str | None:
     """The canonical form of a typed code (any case, spaces or dashes anywhere), or None if it can't be one."""
-    if len(raw) > MAX_INPUT:
-        return None
+    if len(raw) > MAX_INPUT or not raw.isascii():
+        return None  # upper() maps some non-ASCII letters to ASCII ones ('ſ' -> 'S'): refuse them first
     code = _SEPARATORS.sub("", raw).upper()
     if len(code) == LENGTH and all(c in ALPHABET for c in code):
         return code

@@ -93,7 +93,7 @@ def _check_password(session: Session, *, user: User, password: str, hasher: Pass
         events.record(session, "second_factor_failed", actor=actor, target=user, outcome="failure", detail="password")
         session.commit()
         raise IncorrectPassword()
-    throttle.clear(session, key, throttle.client_key(actor.ip))
+    throttle.clear(session, key)
 
 
 def end_session(session: Session, *, token: str, actor: Actor) -> None:

@@ -205,7 +205,7 @@ def _failed(session: Session, *, user: User, actor: Actor, factor: str, purpose:
 
 def _succeeded(session: Session, *, user: User, actor: Actor) -> None:
     session.info.pop("lock", None)
-    throttle.clear(session, throttle.user_key(user.id or 0), throttle.client_key(actor.ip))
+    throttle.clear(session, throttle.user_key(user.id or 0))
 
 
 def _use_totp(session: Session, *, user: User, raw: str, keyring: Keyring, at: float | None) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
-from sqlalchemy import String, cast, func, literal
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db import events, signins, throttle, users
@@ -51,23 +51,24 @@ class MemberRow:
 
 
 def list_members(session: Session) -> list[MemberRow]:
-    """Every member with MFA state, backup codes left and any second-factor lock, in one statement."""
+    """Every member with MFA state, backup codes left and any lock (second factor or password)."""
     codes_left = (
         select(func.count(col(RecoveryCode.id)))
         .where(RecoveryCode.user_id == User.id, col(RecoveryCode.used_at).is_(None))
         .scalar_subquery()
     )
     query = (
-        select(User, TotpDevice.id, codes_left, Throttle.locked_until)
+        select(User, TotpDevice.id, codes_left)
         .outerjoin(TotpDevice, col(TotpDevice.user_id) == User.id)
-        .outerjoin(Throttle, col(Throttle.key) == literal("mfa:").concat(cast(User.id, String)))
         .order_by(col(User.email))
     )
     at = now()
-    return [
-        MemberRow(user, device_id is not None, left or 0, locked if locked and locked > at else None)
-        for user, device_id, left, locked in session.exec(query)
-    ]
+    locks = dict(session.exec(select(Throttle.key, Throttle.locked_until).where(col(Throttle.locked_until) > at)).all())
+    rows = []
+    for user, device_id, left in session.exec(query):
+        held = [locks.get(throttle.user_key(user.id or 0)), locks.get(throttle.email_key(user.email))]
+        rows.append(MemberRow(user, device_id is not None, left or 0, max((h for h in held if h), default=None)))
+    return rows
 
 
 def get_member(session: Session, *, user_id: int) -> User | None:

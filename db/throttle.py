@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import case, or_, update
 from sqlmodel import Session, col, select
 
 from db.clock import now as utcnow
@@ -29,6 +29,7 @@ class Rule:
     base: int
     cap: int
     hard: int | None = None
+    forget_after: int | None = None  # seconds without an attempt after which the count starts again
 
     def locked_until(self, failures: int, at: datetime) -> datetime | None:
         """When a lock after `failures` consecutive failures ends (None: no lock yet)."""
@@ -42,9 +43,10 @@ class Rule:
 # Second factor (TOTP, backup codes, step-up): 5 free tries, then 30 s doubling to an hour; locked at 20.
 SECOND_FACTOR = Rule(free=5, base=30, cap=3600, hard=20)
 # Password per email: backoff only. A hard lock here would let anyone who knows an email lock its owner out.
-PASSWORD = Rule(free=5, base=30, cap=900)
-# Per client address, wide enough for an office behind one NAT.
-CLIENT = Rule(free=30, base=30, cap=900)
+PASSWORD = Rule(free=5, base=30, cap=900, forget_after=3600)
+# Per client address, wide enough for an office behind one NAT. A success does not clear it (one valid
+# account must not let an address keep guessing at others); an hour without attempts does.
+CLIENT = Rule(free=100, base=30, cap=900, forget_after=3600)
 
 
 class Throttled(Exception):
@@ -80,10 +82,13 @@ def take_attempt(session: Session, key: str, rule: Rule) -> datetime | None:
     """
     at = utcnow()
     insert_ignore(session, Throttle, {"key": key, "failures": 0, "updated_at": at})
+    failures = Throttle.failures + 1
+    if rule.forget_after is not None:
+        failures = case((col(Throttle.updated_at) < at - timedelta(seconds=rule.forget_after), 1), else_=failures)
     row = session.execute(
         update(Throttle)
         .where(col(Throttle.key) == key, or_(col(Throttle.locked_until).is_(None), col(Throttle.locked_until) <= at))
-        .values(failures=Throttle.failures + 1, updated_at=at)
+        .values(failures=failures, updated_at=at)
         .returning(col(Throttle.failures))
     ).first()
     if row is None:

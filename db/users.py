@@ -102,16 +102,25 @@ def authenticate(session: Session, *, email: str, password: str, hasher: Passwor
     and per client address, so neither the answer, its timing nor the throttle tells accounts apart.
     """
     email = email.strip().lower()[:254]
-    keys = [throttle.email_key(email), throttle.client_key(actor.ip)]
-    throttle.take_attempts(session, [(keys[0], throttle.PASSWORD), (keys[1], throttle.CLIENT)])
+    key = throttle.email_key(email)
+    try:
+        lock = throttle.take_attempts(
+            session, [(key, throttle.PASSWORD), (throttle.client_key(actor.ip), throttle.CLIENT)]
+        )
+    except throttle.Throttled:
+        events.record(session, "throttled", actor=actor, target_label=email, outcome="failure", detail="password")
+        session.commit()
+        raise
     user = session.exec(select(User).where(User.email == email)).first()
     stored = user.password_hash if user and user.password_hash else None
     ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
     if not (ok and user and stored):
         events.record(session, "sign_in_failed", actor=actor, target=user, target_label=email, outcome="failure")
+        if lock:
+            events.record(session, "throttled", actor=actor, target=user, target_label=email, outcome="failure")
         session.commit()
         raise InvalidCredentials()
-    throttle.clear(session, *keys)
+    throttle.clear(session, key)
     if hasher.check_needs_rehash(stored):
         user.password_hash = hasher.hash(password)
         session.add(user)
@@ -228,7 +237,7 @@ def change_password(
         events.record(session, "second_factor_failed", actor=actor, target=user, outcome="failure", detail="password")
         session.commit()
         raise IncorrectPassword()
-    throttle.clear(session, *(key for key, _ in keys))
+    throttle.clear(session, keys[0][0])
     user.password_hash = hasher.hash(new)
     session.add(user)
     signins.end_others(session, user_id=user.id or 0, keep=actor.session_id)

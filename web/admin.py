@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 from starlette.exceptions import HTTPException
@@ -14,6 +15,7 @@ from db import events, mfa, org
 from db.users import InvalidInput
 from web import guards
 from web.auth import _field
+from web.safety import RowId
 from web.templating import render
 
 
@@ -117,7 +119,7 @@ def _filter(request: Request, member: guards.Member) -> tuple[events.EventFilter
     raw = {k: query.get(k, "")[:40] for k in ("member", "kind", "date")}
     member_id = member.user.id
     if member.is_admin:
-        member_id = int(raw["member"]) if raw["member"].isascii() and raw["member"].isdigit() else None
+        member_id = int(raw["member"]) if re.fullmatch(RowId.regex, raw["member"]) else None
     since = until = None
     try:
         day = datetime.strptime(raw["date"], "%Y-%m-%d").replace(tzinfo=UTC) if raw["date"] else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -16,7 +17,10 @@ from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.offload import make_limiter
 from web.protect import RequestGuard, SecurityHeaders
+from web.safety import RowId
 from web.templating import STATIC, make_templates
+
+register_url_convertor("rowid", RowId())
 
 
 class ImmutableStatic(StaticFiles):
@@ -60,16 +64,20 @@ def routes() -> list[Route | Mount]:
         ),
         Route("/settings/webhooks", sensitive.show_webhooks, methods=["GET"], name="show_webhooks"),
         Route("/settings/webhooks", sensitive.add_webhook, methods=["POST"], name="add_webhook"),
-        Route("/settings/webhooks/{id:int}/toggle", sensitive.toggle_webhook, methods=["POST"], name="toggle_webhook"),
-        Route("/settings/webhooks/{id:int}/delete", sensitive.delete_webhook, methods=["POST"], name="delete_webhook"),
+        Route(
+            "/settings/webhooks/{id:rowid}/toggle", sensitive.toggle_webhook, methods=["POST"], name="toggle_webhook"
+        ),
+        Route(
+            "/settings/webhooks/{id:rowid}/delete", sensitive.delete_webhook, methods=["POST"], name="delete_webhook"
+        ),
         Route("/settings/billing", sensitive.show_billing, methods=["GET"], name="show_billing"),
         Route("/settings/billing", sensitive.save_billing, methods=["POST"], name="save_billing"),
         Route("/team", admin.show_team, methods=["GET"], name="show_team"),
         Route("/team/members", admin.add_member, methods=["POST"], name="add_member"),
         Route("/team/policy", admin.save_policy, methods=["POST"], name="save_policy"),
-        Route("/team/{id:int}/role", admin.change_role, methods=["POST"], name="change_role"),
-        Route("/team/{id:int}/reset-mfa", admin.reset_mfa, methods=["POST"], name="reset_mfa"),
-        Route("/team/{id:int}/unlock", admin.unlock_member, methods=["POST"], name="unlock_member"),
+        Route("/team/{id:rowid}/role", admin.change_role, methods=["POST"], name="change_role"),
+        Route("/team/{id:rowid}/reset-mfa", admin.reset_mfa, methods=["POST"], name="reset_mfa"),
+        Route("/team/{id:rowid}/unlock", admin.unlock_member, methods=["POST"], name="unlock_member"),
         Route("/activity", admin.show_activity, methods=["GET"], name="show_activity"),
         Route("/activity.csv", admin.export_activity, methods=["GET"], name="export_activity"),
         Mount("/static", app=GZipMiddleware(ImmutableStatic(directory=STATIC)), name="static"),

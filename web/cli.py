@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from db import keys, mfa, migrate, org, users
-from db.crypto import Keyring, new_key
+from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
 from web.config import Settings, keys_file, load_settings
@@ -82,7 +82,10 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
     if managed:
         path.write_text("\n".join(keyring.keys) + "\n")  # both keys while re-encrypting
     with _session(settings) as session:
-        count = keys.rotate_secrets(session, keyring=keyring)
+        try:
+            count = keys.rotate_secrets(session, keyring=keyring)
+        except InvalidToken as exc:
+            raise Failure("a stored secret can't be opened with any configured key; nothing was changed") from exc
     if managed:
         path.write_text(keyring.keys[0] + "\n")
     print(f"Re-encrypted {count} secret(s) under the newest key.")

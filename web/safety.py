@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from starlette.convertors import IntegerConvertor
+
 DEFAULT = "/"
 
 
@@ -25,3 +27,10 @@ def safe_next(raw: str | None, default: str = DEFAULT) -> str:
     if parts.scheme or parts.netloc:
         return default
     return raw
+
+
+class RowId(IntegerConvertor):
+    """A database id in a path or filter: 1 to 9 digits, so no request reaches the database with a number
+    it can't hold (past 2**63 SQLite overflows and PostgreSQL refuses)."""
+
+    regex = "[1-9][0-9]{0,8}"
