@@ -117,6 +117,10 @@ def test_policy_with_grace_period_shows_a_deadline(auth: Auth, member: Member, c
     auth.login(member)
     page = client.get("/")
     assert page.status_code == 200 and "Set it up before" in page.text
+    assert "Set it up before" in client.get("/settings").text
+    dismissed = auth.post("/policy-banner/dismiss", {"next": "/settings"}, page="/")
+    assert dismissed.headers["location"] == "/settings"
+    assert "Set it up before" not in client.get("/").text
 
 
 def test_policy_grace_period_ends(auth: Auth, member: Member, client: TestClient, engine: Engine) -> None:

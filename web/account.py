@@ -10,6 +10,7 @@ from db.throttle import Throttled
 from web import guards
 from web.auth import _field, _throttled
 from web.offload import hashing
+from web.safety import safe_next
 from web.templating import render
 
 
@@ -35,8 +36,12 @@ async def dismiss_notices(request: Request) -> Response:
     )
 
 
-def settings_context(request: Request, *, expanded: bool, panel: str | None = None) -> dict[str, object]:
-    return {"expanded": expanded, "panel": panel}
+async def dismiss_policy_banner(request: Request) -> Response:
+    """Hide the grace-period reminder for this session; it comes back at the next sign-in."""
+    guards.member(request)
+    form = await request.form()
+    request.session["policy.banner_dismissed"] = True
+    return RedirectResponse(safe_next(_field(form, "next", 600)), status_code=303)
 
 
 async def show_settings(request: Request) -> Response:

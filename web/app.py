@@ -36,6 +36,7 @@ def routes() -> list[Route | Mount]:
     return [
         Route("/healthz", account.healthz, name="healthz"),
         Route("/", account.show_dashboard, name="show_dashboard"),
+        Route("/policy-banner/dismiss", account.dismiss_policy_banner, methods=["POST"], name="dismiss_policy_banner"),
         Route("/notices/dismiss", account.dismiss_notices, methods=["POST"], name="dismiss_notices"),
         Route("/login", auth.show_login, methods=["GET"], name="show_login"),
         Route("/login", auth.sign_in, methods=["POST"], name="sign_in"),
