@@ -94,6 +94,7 @@ def _check_password(session: Session, *, user: User, password: str, hasher: Pass
         session.commit()
         raise IncorrectPassword()
     throttle.clear(session, key)
+    throttle.give_back(session, throttle.client_key(actor.ip))
 
 
 def end_session(session: Session, *, token: str, actor: Actor) -> None:

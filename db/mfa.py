@@ -206,6 +206,7 @@ def _failed(session: Session, *, user: User, actor: Actor, factor: str, purpose:
 def _succeeded(session: Session, *, user: User, actor: Actor) -> None:
     session.info.pop("lock", None)
     throttle.clear(session, throttle.user_key(user.id or 0))
+    throttle.give_back(session, throttle.client_key(actor.ip))
 
 
 def _use_totp(session: Session, *, user: User, raw: str, keyring: Keyring, at: float | None) -> str:

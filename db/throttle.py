@@ -112,6 +112,16 @@ def clear(session: Session, *keys: str) -> None:
     session.execute(update(Throttle).where(col(Throttle.key).in_(keys)).values(failures=0, locked_until=None))
 
 
+def give_back(session: Session, key: str) -> None:
+    """A success: the attempt counted under a shared key (a client address) is returned, so members who
+    sign in correctly from one office never use up that address's allowance. The caller commits."""
+    session.execute(
+        update(Throttle)
+        .where(col(Throttle.key) == key, col(Throttle.failures) > 0)
+        .values(failures=Throttle.failures - 1)
+    )
+
+
 def _locked_until(session: Session, key: str) -> datetime | None:
     return session.exec(select(Throttle.locked_until).where(Throttle.key == key)).first()
 

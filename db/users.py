@@ -121,6 +121,7 @@ def authenticate(session: Session, *, email: str, password: str, hasher: Passwor
         session.commit()
         raise InvalidCredentials()
     throttle.clear(session, key)
+    throttle.give_back(session, throttle.client_key(actor.ip))
     if hasher.check_needs_rehash(stored):
         user.password_hash = hasher.hash(password)
         session.add(user)
@@ -238,6 +239,7 @@ def change_password(
         session.commit()
         raise IncorrectPassword()
     throttle.clear(session, keys[0][0])
+    throttle.give_back(session, keys[1][0])
     user.password_hash = hasher.hash(new)
     session.add(user)
     signins.end_others(session, user_id=user.id or 0, keep=actor.session_id)

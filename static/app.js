@@ -21,3 +21,17 @@ document.addEventListener("htmx:after:swap", (event) => {
   const into = typeof target === "string" ? document.querySelector(target) : target;
   if (dialog && into && !dialog.parentElement.contains(into)) dialog.close();
 });
+// Tab and Shift+Tab wrap around inside an open modal dialog instead of leaving the page for the browser's
+// own controls (which, for a keyboard user, looks like focus was lost).
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab") return;
+  const dialog = document.querySelector("dialog[data-modal][open]");
+  if (!dialog || !dialog.matches(":modal")) return;
+  const items = [...dialog.querySelectorAll(
+    "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
+  )].filter((el) => el.getClientRects().length > 0);
+  if (items.length === 0) return;
+  const first = items[0], last = items[items.length - 1], inside = dialog.contains(document.activeElement);
+  if (event.shiftKey && (!inside || document.activeElement === first)) { last.focus(); event.preventDefault(); }
+  else if (!event.shiftKey && (!inside || document.activeElement === last)) { first.focus(); event.preventDefault(); }
+});

@@ -35,14 +35,30 @@ def web(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
 
 
 def test_user_create_list_and_errors(env: dict[str, str]) -> None:
-    created = web(env, "user", "create", "--email", "Ann@Example.com", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    created = web(
+        env,
+        "user",
+        "create",
+        "--email",
+        "Ann@Example.com",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "Created admin ann@example.com" in created.stdout
-    duplicate = web(env, "user", "create", "--email", "ann@example.com", "--role", "agent", "--password-stdin", stdin=PASSWORD)
+    duplicate = web(
+        env, "user", "create", "--email", "ann@example.com", "--role", "agent", "--password-stdin", stdin=PASSWORD
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    weak = web(env, "user", "create", "--email", "bob@example.com", "--role", "agent", "--password-stdin", stdin="short\n")
+    weak = web(
+        env, "user", "create", "--email", "bob@example.com", "--role", "agent", "--password-stdin", stdin="short\n"
+    )
     assert weak.returncode == 1 and "at least 15" in weak.stderr
-    role = web(env, "user", "create", "--email", "bob@example.com", "--role", "owner", "--password-stdin", stdin=PASSWORD)
+    role = web(
+        env, "user", "create", "--email", "bob@example.com", "--role", "owner", "--password-stdin", stdin=PASSWORD
+    )
     assert role.returncode == 2 and "invalid choice" in role.stderr
     listed = web(env, "user", "list")
     assert listed.returncode == 0 and "ann@example.com\tadmin\tmfa=off" in listed.stdout
@@ -77,13 +93,24 @@ def test_reset_mfa_removes_the_factor_and_logs_the_operator(env: dict[str, str])
     engine = make_engine(env["DATABASE_URL"])
     with open_session(engine) as session:
         user = users.create_user(
-            session, email="ann@example.com", role="agent", password=PASSWORD, hasher=settings.password_hasher, actor=OPERATOR
+            session,
+            email="ann@example.com",
+            role="agent",
+            password=PASSWORD,
+            hasher=settings.password_hasher,
+            actor=OPERATOR,
         )
         sealed, secret = mfa.begin_enrolment(settings.keyring, user_id=user.id or 0)
         import pyotp
 
         mfa.confirm_totp(
-            session, user=user, sealed=sealed, code=pyotp.TOTP(secret).now(), keyring=settings.keyring, ttl=600, actor=OPERATOR
+            session,
+            user=user,
+            sealed=sealed,
+            code=pyotp.TOTP(secret).now(),
+            keyring=settings.keyring,
+            ttl=600,
+            actor=OPERATOR,
         )
     missing = web(env, "user", "reset-mfa", "--email", "nobody@example.com")
     assert missing.returncode == 1 and "No member" in missing.stderr

@@ -61,7 +61,9 @@ def test_a_used_code_is_refused_and_the_count_drops(auth: Auth, member: Member, 
     auth.logout()
     code = (member.codes or [])[0]
     auth.password(member)
-    assert auth.post("/login/verify", {"method": "backup", "backup_code": code}, page="/login/verify").status_code == 303
+    assert (
+        auth.post("/login/verify", {"method": "backup", "backup_code": code}, page="/login/verify").status_code == 303
+    )
     assert "9 backup codes left" in client.get("/settings/mfa/totp").text
     auth.logout()
     auth.password(member)

@@ -22,8 +22,10 @@ SECOND_STEP_EXPIRED = "That took too long. Sign in again."
 
 
 def _field(form: object, name: str, limit: int = 256) -> str:
+    """A form field as text, cut at `limit`. A NUL (which PostgreSQL text can't hold) becomes U+FFFD, so it
+    fails validation like any other wrong character instead of failing the query."""
     value = form.get(name, "")  # type: ignore[attr-defined]
-    return value[:limit] if isinstance(value, str) else ""
+    return value[:limit].replace("\x00", "\ufffd") if isinstance(value, str) else ""
 
 
 def _throttled(exc: Throttled) -> str:

@@ -56,12 +56,23 @@ class Settings:
 
 
 def _secret_file(path: Path, make: str) -> str:
-    """The secret stored at `path`, created with mode 0600 on first use."""
+    """The secret stored at `path`, created with mode 0600 on first use.
+
+    Written to a private temporary file and linked into place, so processes starting together (workers,
+    an operator command) all end up with the same complete secret.
+    """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(make + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won; use its secret
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 

@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -84,7 +85,13 @@ def axe_violations(
     The vendored axe source is injected with ``page.evaluate``: DevTools evaluation is not subject to the
     page's CSP, whereas ``add_script_tag(content=...)`` would be an inline script that ``script-src 'self'``
     blocks (and that the CSP collector would then report). ``context`` is an optional CSS selector.
+
+    Needs a page with JavaScript enabled: axe awaits timers, which never fire in a context created with
+    ``java_script_enabled=False``, so there the call would hang. Pages from the ``page_nojs`` fixture carry
+    ``javascript_enabled = False`` and are refused at once.
     """
+    if getattr(page, "javascript_enabled", True) is False:
+        raise RuntimeError("axe cannot run with JavaScript disabled (its timers never fire); use a JS page")
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(_axe_source())
     options: dict[str, Any] = {"runOnly": {"type": "tag", "values": list(tags)}, "resultTypes": ["violations"]}
@@ -312,15 +319,23 @@ class LiveServer:
         stop_process(self.proc)
 
 
-def server_env(data_dir: Path, port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def server_env(
+    data_dir: Path,
+    port: int,
+    base: Mapping[str, str] | None = None,
+    *,
+    database_url: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Environment for the app: the documented variables on top of the caller's (PATH, etc.).
 
-    DATABASE_URL comes from E2E_DATABASE_URL when set (e.g. a PostgreSQL run), else a SQLite file in DATA_DIR.
+    DATABASE_URL is ``database_url`` when given, else E2E_DATABASE_URL when set (e.g. a PostgreSQL run), else a
+    SQLite file in DATA_DIR. ``overrides`` (e.g. ``{"REAUTH_WINDOW": "2"}``) win over everything.
     """
     env = dict(os.environ if base is None else base)
     env.update(
         DATA_DIR=str(data_dir),
-        DATABASE_URL=env.get("E2E_DATABASE_URL") or f"sqlite:///{data_dir}/e2e.db",
+        DATABASE_URL=database_url or env.get("E2E_DATABASE_URL") or f"sqlite:///{data_dir}/e2e.db",
         SECRET_KEY=secrets.token_urlsafe(32),
         APP_NAME=env.get("E2E_APP_NAME", "Chat360"),
         REAUTH_WINDOW=env.get("E2E_REAUTH_WINDOW", "300"),
@@ -328,7 +343,37 @@ def server_env(data_dir: Path, port: int, base: Mapping[str, str] | None = None)
         PORT=str(port),
         PYTHONUNBUFFERED="1",
     )
+    env.update(overrides or {})
     return env
+
+
+def is_psycopg_url(url: str | None) -> bool:
+    """True for the SQLAlchemy URLs the app runs on PostgreSQL with (``postgresql+psycopg://...``)."""
+    return bool(url) and url.startswith("postgresql+psycopg://")
+
+
+@contextmanager
+def throwaway_database(url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server ``url`` names; yields its URL and drops it afterwards.
+
+    The live server must never share tables with the HTTP tests, which truncate the database in ``url``
+    between tests. ``CREATE``/``DROP DATABASE`` cannot run in a transaction, hence autocommit. ``FORCE``
+    ends connections a crashed server may have left behind.
+    """
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin_dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"e2e_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def start_live_server(
@@ -337,13 +382,16 @@ def start_live_server(
     cwd: Path = REPO_ROOT,
     module: str = "web",
     startup_timeout: float = 60.0,
+    database_url: str | None = None,
+    env_overrides: Mapping[str, str] | None = None,
 ) -> LiveServer:
     """Start ``python -m MODULE serve`` on a free port and return once GET /healthz answers 200.
 
-    Output goes to a file rather than a pipe: an unread pipe fills up and blocks a chatty server.
+    ``database_url`` and ``env_overrides`` go to :func:`server_env`. Output goes to a file rather than a pipe:
+    an unread pipe fills up and blocks a chatty server.
     """
     port = free_port()
-    env = server_env(data_dir, port)
+    env = server_env(data_dir, port, database_url=database_url, overrides=env_overrides)
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

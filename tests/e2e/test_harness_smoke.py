@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,9 @@ from .support import (
     format_violations,
     free_port,
     is_csp_violation,
+    is_psycopg_url,
     start_live_server,
+    throwaway_database,
     totp_at,
     totp_now,
     wait_for_http_ok,
@@ -291,6 +294,54 @@ def test_live_server_database_url_override(stub_app: Path, tmp_path: Path, monke
         assert server.env["DATABASE_URL"] == "postgresql://e2e@localhost/e2e"
     finally:
         server.stop()
+
+
+def test_live_server_env_overrides_and_database_url(
+    stub_app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2E_DATABASE_URL", "postgresql://e2e@localhost/e2e")
+    server = start_live_server(
+        tmp_path,
+        cwd=stub_app,
+        module="stubweb",
+        startup_timeout=20,
+        database_url="sqlite:////elsewhere.db",
+        env_overrides={"REAUTH_WINDOW": "2"},
+    )
+    try:
+        with urllib.request.urlopen(f"{server.url}/env", timeout=5) as resp:
+            env = json.load(resp)
+        assert env["REAUTH_WINDOW"] == "2"
+        assert env["DATABASE_URL"] == "sqlite:////elsewhere.db"
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(
+    not is_psycopg_url(os.environ.get("E2E_DATABASE_URL")), reason="needs E2E_DATABASE_URL=postgresql+psycopg://..."
+)
+def test_throwaway_database_is_created_empty_and_dropped() -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = os.environ["E2E_DATABASE_URL"]
+    admin_dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def exists(name: str) -> bool:
+        with psycopg.connect(admin_dsn) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    with throwaway_database(base) as url:
+        parsed = make_url(url)
+        assert parsed.drivername == "postgresql+psycopg"
+        assert parsed.database != make_url(base).database and parsed.database.startswith("e2e_")
+        assert exists(parsed.database)
+        # Left open across the drop, like a server that did not shut down cleanly: FORCE ends it.
+        straggler = psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+        tables = straggler.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert tables == (0,)
+    straggler.close()
+    assert not exists(parsed.database)
 
 
 def test_live_server_start_failure_is_reported_quickly(tmp_path: Path) -> None:
