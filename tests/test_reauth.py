@@ -19,7 +19,10 @@ STALE = 901
 
 
 def _hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    """The fields the Verify form carries (not the separate "use the other factor" form's switch)."""
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    fields.pop("reauth_switch", None)
+    return fields
 
 
 def _webhooks(engine: Engine) -> list[str]:
@@ -170,3 +173,24 @@ def test_step_up_is_logged(auth: Auth, admin_with_totp: Member, client: TestClie
     client.post("/reauth", data=_hidden(page.text) | {"reauth_secret": admin_with_totp.fresh_code()})
     with open_session(engine) as session:
         assert "step_up" in [e.kind for e in session.exec(select(SecurityEvent))]
+
+
+def test_switching_to_a_backup_code_keeps_the_action_to_resume(
+    auth: Auth, admin_with_totp: Member, client: TestClient, engine: Engine
+) -> None:
+    token = csrf_of(client.get("/settings/webhooks").text)
+    auth.age_sessions(STALE)
+    stale = client.post("/settings/webhooks", data={"csrf_token": token, "url": "https://example.com/b"}, headers=HX)
+    switch = re.search(r'name="reauth_switch" value="backup"', stale.text)
+    assert switch and ">Use a backup code</button>" in stale.text
+    fields = _hidden(stale.text)
+    switched = client.post("/reauth", data=fields | {"reauth_switch": "backup"}, headers=HX)
+    assert switched.status_code == 200 and '<label for="reauth_secret">Backup code</label>' in switched.text
+    fields = _hidden(switched.text.split('name="reauth_switch"')[0])
+    assert 'name="reauth_switch" value="totp"' in switched.text
+    assert fields["url"] == "https://example.com/b" and fields["reauth_factor"] == "backup"
+    code = (admin_with_totp.codes or [])[0]
+    verified = client.post("/reauth", data=fields | {"reauth_secret": code}, headers=HX)
+    assert verified.status_code == 307
+    client.post("/settings/webhooks", data=fields, headers=HX)
+    assert _webhooks(engine) == ["https://example.com/b"]

@@ -168,6 +168,9 @@ async def reauthenticate(request: Request) -> Response:
         "reauth_member": member,
         "backup": factor == "backup",
     }
+    switch = _field(form, "reauth_switch")
+    if switch:  # the member chose the other factor: show it, keeping what they were doing; nothing is checked
+        return _reauth_again(request, context | {"backup": switch == "backup", "error": None}, 200)
     try:
         with guards.db(request) as session:
             token = await hashing(
