@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from db import events, signins, throttle, users
+from db import events, links, signins, throttle, users
 from db.clock import now
 from db.events import Actor
 from db.models import ROLES, OrgPolicy, RecoveryCode, Throttle, TotpDevice, User
@@ -78,7 +78,7 @@ def get_member(session: Session, *, user_id: int) -> User | None:
 def add_member(session: Session, *, email: str, role: str, hasher: PasswordHasher, actor: Actor) -> tuple[User, str]:
     """A member without a password, and the token of the one-time link with which they choose one."""
     user = users.create_user(session, email=email, role=role, password=None, hasher=hasher, actor=actor)
-    return user, users.issue_set_password_link(session, user=user)
+    return user, links.issue_set_password_link(session, user=user)
 
 
 def change_role(session: Session, *, user: User, role: str, actor: Actor) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from db import users
+from db import links, users
 from db.engine import open_session
 from db.models import SecurityEvent
 from tests.conftest import PASSWORD, Auth, Member, csrf_of, use_cookie
@@ -188,7 +188,7 @@ def test_empty_instance_points_to_the_setup_link(client: TestClient) -> None:
 
 def test_setup_link_creates_the_first_admin_once(client: TestClient, engine) -> None:  # noqa: ANN001
     with open_session(engine) as session:
-        token = users.issue_setup_token(session)
+        token = links.issue_setup_token(session)
     assert token
     assert client.get("/setup/not-the-token").status_code == 404
     page = client.get(f"/setup/{token}")
@@ -203,7 +203,7 @@ def test_setup_link_creates_the_first_admin_once(client: TestClient, engine) -> 
     with open_session(engine) as session:
         boss = users.find_user(session, email="boss@example.com")
         assert boss is not None and boss.role == "admin"
-        assert users.issue_setup_token(session) is None
+        assert links.issue_setup_token(session) is None
 
 
 @pytest.mark.parametrize("path", ["/", "/settings", "/settings/mfa/totp", "/team", "/activity"])

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel, select
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from db import sensitive, users
+from db import links, sensitive
 from db.engine import open_session
 from db.events import OPERATOR
 from db.models import SecurityEvent, User
@@ -74,7 +74,7 @@ class World:
             )
             self.hook_id = hook.id
             invited = session.get(User, self.agent.user.id)
-            self.link = users.issue_set_password_link(session, user=invited)  # type: ignore[arg-type]
+            self.link = links.issue_set_password_link(session, user=invited)  # type: ignore[arg-type]
         self.other = TestClient(app, base_url="https://testserver", follow_redirects=False)  # type: ignore[arg-type]
         Auth(self.other, engine, auth.settings).login(self.agent)
         self.other_token = token_of(self.other)

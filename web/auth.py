@@ -8,7 +8,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from db import login, mfa, users
+from db import links, login, mfa, users
 from db.throttle import Throttled
 from web import guards
 from web.errors import navigate
@@ -204,7 +204,7 @@ def _reauth_again(request: Request, context: dict[str, object], status: int) -> 
 async def show_setup(request: Request) -> Response:
     token = request.path_params["token"]
     with guards.db(request) as session:
-        valid = users.setup_token_valid(session, token=token)
+        valid = links.setup_token_valid(session, token=token)
     if not valid:
         return render(request, "auth/link_invalid.html", None, {}, status_code=404)
     return render(request, "auth/setup.html", None, {"token": token, "email": "", "errors": {}})
@@ -219,7 +219,7 @@ async def claim_instance(request: Request) -> Response:
         with guards.db(request) as session:
             await hashing(
                 request,
-                users.claim_instance,
+                links.claim_instance,
                 session=session,
                 token=token,
                 email=email,
@@ -230,7 +230,7 @@ async def claim_instance(request: Request) -> Response:
     except users.InvalidInput as exc:
         context = {"token": token, "email": email, "errors": {exc.field: exc.message}}
         return render(request, "auth/setup.html", None, context, status_code=422)
-    except users.InvalidLink:
+    except links.InvalidLink:
         return render(request, "auth/link_invalid.html", None, {}, status_code=404)
     return RedirectResponse("/login?next=/settings", status_code=303)
 
@@ -247,7 +247,7 @@ async def set_password(request: Request) -> Response:
         with guards.db(request) as session:
             await hashing(
                 request,
-                users.set_password_with_link,
+                links.set_password_with_link,
                 session=session,
                 token=token,
                 password=_field(form, "password", 1024),
@@ -257,6 +257,6 @@ async def set_password(request: Request) -> Response:
     except users.InvalidInput as exc:
         context = {"token": token, "errors": {exc.field: exc.message}}
         return render(request, "auth/set_password.html", None, context, status_code=422)
-    except users.InvalidLink:
+    except links.InvalidLink:
         return render(request, "auth/link_invalid.html", None, {}, status_code=404)
     return RedirectResponse("/login", status_code=303)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db import keys, mfa, migrate, org, users
+from db import keys, links, mfa, migrate, org, users
 from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
@@ -51,7 +51,7 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
             raise Failure(f"{exc.field}: {exc.message}") from exc
         print(f"Created {user.role} {user.email}.")
         if password is None:
-            token = users.issue_set_password_link(session, user=user)
+            token = links.issue_set_password_link(session, user=user)
             print(f"One-time link to choose a password: {base_url(settings)}/set-password/{token}")
 
 
@@ -93,7 +93,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_setup_link(settings: Settings, args: argparse.Namespace) -> None:
     with _session(settings) as session:
-        token = users.issue_setup_token(session)
+        token = links.issue_setup_token(session)
     print(setup_message(settings, token))
 
 
@@ -111,7 +111,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     with _session(settings) as session:
-        token = users.issue_setup_token(session)
+        token = links.issue_setup_token(session)
     if token:
         print(setup_message(settings, token), flush=True)
     uvicorn.run(
