@@ -18,7 +18,9 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # No pre-ping: it is a round trip on every checkout. A connection the server dropped fails one request
+    # and SQLAlchemy discards the whole pool; recycling keeps connections from outliving server timeouts.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db.models import SecurityEvent, User
@@ -102,9 +103,9 @@ def list_events(session: Session, *, where: EventFilter, limit: int = 500) -> li
 
 def failures_since(session: Session, *, user_id: int, since: datetime | None) -> int:
     """Failed second-factor checks against a member since a moment (their previous sign-in)."""
-    query = select(SecurityEvent).where(
+    query = select(func.count(col(SecurityEvent.id))).where(
         SecurityEvent.target_id == user_id, SecurityEvent.kind == "second_factor_failed"
     )
     if since is not None:
         query = query.where(SecurityEvent.at > since)
-    return len(list(session.exec(query)))
+    return session.exec(query).one()

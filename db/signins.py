@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlmodel import Session, col, select
 
 from db.clock import now
@@ -67,21 +67,24 @@ def start(session: Session, *, user: User, ip: str, user_agent: str) -> str:
     return token
 
 
+_codes_left = (
+    select(func.count(col(RecoveryCode.id)))
+    .where(RecoveryCode.user_id == AuthSession.user_id, col(RecoveryCode.used_at).is_(None))
+    .scalar_subquery()
+)
+# Built once: every signed-in request runs it, and building it costs more than the query itself.
+_MEMBER_BY_TOKEN = (
+    select(AuthSession, User, TotpDevice, OrgPolicy, _codes_left)
+    .join(User, col(User.id) == AuthSession.user_id)
+    .outerjoin(TotpDevice, col(TotpDevice.user_id) == AuthSession.user_id)
+    .outerjoin(OrgPolicy, col(OrgPolicy.id) == 1)
+    .where(col(AuthSession.token_hash) == bindparam("token_hash"))
+)
+
+
 def load(session: Session, *, token: str) -> Member | None:
     """The member a cookie token belongs to, in one statement, or None when the session was revoked."""
-    codes_left = (
-        select(func.count(col(RecoveryCode.id)))
-        .where(RecoveryCode.user_id == AuthSession.user_id, col(RecoveryCode.used_at).is_(None))
-        .scalar_subquery()
-    )
-    query = (
-        select(AuthSession, User, TotpDevice, OrgPolicy, codes_left)
-        .join(User, col(User.id) == AuthSession.user_id)
-        .outerjoin(TotpDevice, col(TotpDevice.user_id) == AuthSession.user_id)
-        .outerjoin(OrgPolicy, col(OrgPolicy.id) == 1)
-        .where(AuthSession.token_hash == digest(token))
-    )
-    row = session.exec(query).first()
+    row = session.exec(_MEMBER_BY_TOKEN, params={"token_hash": digest(token)}).first()
     if row is None:
         return None
     auth, user, device, policy, left = row

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from db.clock import now as utcnow
 from db.models import Throttle
-from db.upsert import insert_ignore
+from db.upsert import insert_for
 
 FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -75,36 +75,47 @@ def client_key(ip: str) -> str:
     return f"ip:{ip[:64]}"
 
 
-def take_attempt(session: Session, key: str, rule: Rule) -> datetime | None:
-    """Count one attempt under `key` and commit; raise Throttled while locked.
+def take_attempts(session: Session, keys: list[tuple[str, Rule]]) -> datetime | None:
+    """Count one attempt under each key (account, client address) and commit; raise Throttled if any is
+    locked, counting nothing then.
 
-    Returns the time a lock now starts to hold if the attempt fails (so the caller can log it), else None.
+    Each key costs one INSERT … ON CONFLICT DO UPDATE … RETURNING that only matches an unlocked row, and
+    all keys share one transaction. Returns when a lock starts to hold should this attempt fail (so the
+    caller can log it), else None.
     """
     at = utcnow()
-    insert_ignore(session, Throttle, {"key": key, "failures": 0, "updated_at": at})
-    failures = Throttle.failures + 1
-    if rule.forget_after is not None:
-        failures = case((col(Throttle.updated_at) < at - timedelta(seconds=rule.forget_after), 1), else_=failures)
-    row = session.execute(
-        update(Throttle)
-        .where(col(Throttle.key) == key, or_(col(Throttle.locked_until).is_(None), col(Throttle.locked_until) <= at))
-        .values(failures=failures, updated_at=at)
-        .returning(col(Throttle.failures))
-    ).first()
-    if row is None:
-        session.commit()
-        raise Throttled(_locked_until(session, key) or at)
-    until = rule.locked_until(row[0], at)
-    if until:
-        session.execute(update(Throttle).where(col(Throttle.key) == key).values(locked_until=until))
+    locks: list[datetime] = []
+    for key, rule in keys:
+        failures = _count(session, key, rule, at)
+        if failures is None:
+            session.rollback()
+            raise Throttled(_locked_until(session, key) or at)
+        until = rule.locked_until(failures, at)
+        if until:
+            session.execute(update(Throttle).where(col(Throttle.key) == key).values(locked_until=until))
+            locks.append(until)
     session.commit()
-    return until
+    return max(locks, default=None)
 
 
-def take_attempts(session: Session, keys: list[tuple[str, Rule]]) -> datetime | None:
-    """`take_attempt` for several keys (account and client); the first that is locked refuses."""
-    locks = [take_attempt(session, key, rule) for key, rule in keys]
-    return max((lock for lock in locks if lock), default=None)
+def _count(session: Session, key: str, rule: Rule, at: datetime) -> int | None:
+    """The key's failures after counting this attempt, or None while it is locked."""
+    table = Throttle.__table__.c  # type: ignore[attr-defined]
+    failures = table.failures + 1
+    if rule.forget_after is not None:
+        failures = case((table.updated_at < at - timedelta(seconds=rule.forget_after), 1), else_=failures)
+    statement = (
+        insert_for(session)(Throttle)
+        .values(key=key, failures=1, updated_at=at)
+        .on_conflict_do_update(
+            index_elements=[table.key],
+            set_={"failures": failures, "updated_at": at},
+            where=or_(table.locked_until.is_(None), table.locked_until <= at),
+        )
+        .returning(table.failures)
+    )
+    row = session.execute(statement).first()
+    return None if row is None else row[0]
 
 
 def clear(session: Session, *keys: str) -> None:

@@ -1,4 +1,4 @@
-"""INSERT … ON CONFLICT DO NOTHING for the two dialects we run on."""
+"""INSERT … ON CONFLICT for the two dialects we run on (their constructs are alike but separate)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,5 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 
-def insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+def insert_for(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

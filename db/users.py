@@ -73,6 +73,11 @@ def count_users(session: Session) -> int:
     return session.exec(select(func.count(col(User.id)))).one()
 
 
+def has_users(session: Session) -> bool:
+    """Whether anyone has an account (asked on every sign-in page, so no count over all members)."""
+    return session.exec(select(User.id).limit(1)).first() is not None
+
+
 def find_user(session: Session, *, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
@@ -105,6 +110,7 @@ def authenticate(session: Session, *, email: str, password: str, hasher: Passwor
         session.commit()
         raise
     user = session.exec(select(User).where(User.email == email)).first()
+    session.commit()  # no transaction stays open across the hash (PostgreSQL would hold it ~0.2 s)
     stored = user.password_hash if user and user.password_hash else None
     ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
     if not (ok and user and stored):

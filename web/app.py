@@ -107,6 +107,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
-    app.state.templates = make_templates(settings.app_name)
+    app.state.templates = make_templates(settings.app_name, debug=settings.debug)
     app.state.hash_limiter = make_limiter(settings.hash_concurrency)
     return app

@@ -37,7 +37,7 @@ async def show_login(request: Request) -> Response:
     if guards.SID in request.session:
         return RedirectResponse(next_path, status_code=303)
     with guards.db(request) as session:
-        empty = users.count_users(session) == 0
+        empty = not users.has_users(session)
     context = {"next": next_path, "email": "", "error": None, "empty": empty}
     return render(request, "auth/login.html", None, context)
 

@@ -108,8 +108,14 @@ def setup_message(settings: Settings, token: str | None) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import os
+
     import uvicorn
 
+    from web.serving import NoDelayH11Protocol
+
+    # Each worker hashes passwords on its share of the cores: more would only queue and hold memory.
+    os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // max(1, args.workers))))
     with _session(settings) as session:
         token = links.issue_setup_token(session)
     if token:
@@ -121,6 +127,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port,
         workers=args.workers,
         proxy_headers=True,
+        http=NoDelayH11Protocol,
         log_level="warning" if args.quiet else "info",
     )
 

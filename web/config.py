@@ -100,4 +100,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         debug=env.get("DEBUG", "") == "1",
         argon2_time_cost=int(env.get("ARGON2_TIME_COST", "5")),
         argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "65536")),
+        hash_concurrency=int(env.get("HASH_CONCURRENCY", str(os.cpu_count() or 1))),
     )
