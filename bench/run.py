@@ -807,10 +807,10 @@ def report(
         "everything else (`other`: the kernel, or someone else's work on the machine) used in the measured "
         "window. A run waits (bounded) for other work to stop before each measurement, and names any process "
         "that still took CPU during one.",
-        "- Served through `bench/serve.py`: `python -m web serve` (and the bare page's uvicorn) with one "
-        "uvicorn bug patched, the missing TCP_NODELAY with `--workers N` (Kludex/uvicorn#3149). As shipped, "
-        "every keep-alive request after the first waits ~40 ms for a delayed ACK; the `as shipped` row and "
-        "the keep-alive figures below show it.",
+        "- uvicorn 0.54 leaves TCP_NODELAY off with `--workers N` (Kludex/uvicorn#3149): every keep-alive "
+        "request after the first then waits ~40 ms for a delayed ACK. `python -m web serve` sets it itself "
+        "(`web/serving.py`); the bare page's plain uvicorn gets the same fix from `bench/serve.py`, so both "
+        "are measured without the stall. The keep-alive check below runs the app exactly as shipped.",
         "- The load generator spreads its 16 keep-alive connections evenly over the workers (it checks in "
         "/proc which worker accepted each one): uvicorn's workers share one socket, and a burst of connects "
         "can otherwise all land on one worker for the whole run.",
@@ -821,8 +821,8 @@ def report(
         "and a cookie signed as `web/cookies.py` does): a TOTP code is single use per member per 30 s, and "
         "signing 1,500 members in over HTTP would cost minutes of argon2.",
         "- Sign-in and step-up send each member's own address as X-Forwarded-For (198.18.0.0/15, trusted "
-        "from 127.0.0.1 as from a reverse proxy): the per-address throttle is not cleared by a success, so "
-        "from one address the benchmark would be locked out after 100 attempts.",
+        "from 127.0.0.1 as from a reverse proxy), as members behind a proxy do: the per-address throttle "
+        "then counts per member, as it would in production.",
         "",
     ]
     for run in runs:
