@@ -135,9 +135,3 @@ def give_back(session: Session, key: str) -> None:
 
 def _locked_until(session: Session, key: str) -> datetime | None:
     return session.exec(select(Throttle.locked_until).where(Throttle.key == key)).first()
-
-
-def lock_of(session: Session, key: str) -> datetime | None:
-    """When the key's lock ends, if it is locked now."""
-    until = _locked_until(session, key)
-    return until if until and until > utcnow() else None

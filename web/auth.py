@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from db import links, login, mfa, users
 from db.throttle import Throttled
 from web import guards
-from web.errors import navigate
+from web.errors import navigate, replay_fields
 from web.offload import hashing
 from web.safety import safe_next
 from web.templating import render
@@ -160,7 +160,7 @@ async def reauthenticate(request: Request) -> Response:
     factor = _field(form, "reauth_factor")
     secret = _field(form, "reauth_secret", 1024)
     config = guards.settings(request)
-    replay = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and not k.startswith(("reauth_", "csrf"))]
+    replay = replay_fields(form)
     context = {
         "next": next_path,
         "method": method,

@@ -6,7 +6,6 @@ ever shows a traceback, SQL or the input that caused it.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 from starlette.datastructures import MutableHeaders
@@ -86,16 +85,19 @@ async def reauth_required(request: Request, exc: Exception) -> Response:
     target = safe_next(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if request.method == "GET" and not wants_partial(request):
         return RedirectResponse("/reauth?next=" + quote(target, safe="/?=&"), status_code=303)
-    replay = []
-    if request.method == "POST":
-        form = await request.form()
-        replay = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and not k.startswith(("reauth_", "csrf"))]
+    replay = replay_fields(await request.form()) if request.method == "POST" else []
     member = guards.member(request, enrolling=True)
     context = {"next": target, "method": request.method, "replay": replay, "reauth_member": member, "error": None}
     if wants_partial(request):
         headers = {"HX-Retarget": "#modal", "HX-Reswap": "innerHTML"}
         return render(request, "auth/reauth.html", "auth/_reauth_dialog.html", context, headers=headers)
     return render(request, "auth/reauth.html", None, context)
+
+
+def replay_fields(form: object) -> list[tuple[str, str]]:
+    """The fields of an interrupted POST, carried through "Confirm it's you" so it can be sent again."""
+    items = form.multi_items()  # type: ignore[attr-defined]
+    return [(k, v) for k, v in items if isinstance(v, str) and not k.startswith(("reauth_", "csrf"))]
 
 
 async def refused(scope: object, receive: object, send: object) -> None:
@@ -108,7 +110,3 @@ async def refused(scope: object, receive: object, send: object) -> None:
             session.commit()
     response = error_response(request, status, REFUSALS.get(reason))
     await response(scope, receive, send)  # type: ignore[arg-type]
-
-
-def hx_location(path: str) -> dict[str, str]:
-    return {"HX-Location": json.dumps({"path": path})}
