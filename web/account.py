@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from db import login, notices, users
 from db.throttle import Throttled
 from web import guards
-from web.auth import _field, _throttled
+from web.forms import field, throttled_message
 from web.offload import hashing
 from web.safety import safe_next
 from web.templating import render
@@ -41,7 +41,7 @@ async def dismiss_policy_banner(request: Request) -> Response:
     guards.member(request)
     form = await request.form()
     request.session["policy.banner_dismissed"] = True
-    return RedirectResponse(safe_next(_field(form, "next", 600)), status_code=303)
+    return RedirectResponse(safe_next(field(form, "next", 600)), status_code=303)
 
 
 async def show_settings(request: Request) -> Response:
@@ -69,8 +69,8 @@ async def change_password(request: Request) -> Response:
                 users.change_password,
                 session=session,
                 user=member.user,
-                current=_field(form, "current_password", 1024),
-                new=_field(form, "new_password", 1024),
+                current=field(form, "current_password", 1024),
+                new=field(form, "new_password", 1024),
                 hasher=config.password_hasher,
                 actor=guards.actor(request, member),
             )
@@ -81,7 +81,7 @@ async def change_password(request: Request) -> Response:
         context["password_errors"] = {"new_password": exc.message}
         return render(request, "account/settings.html", None, context, status_code=422)
     except Throttled as exc:
-        context["password_errors"] = {"current_password": _throttled(exc)}
+        context["password_errors"] = {"current_password": throttled_message(exc)}
         return render(request, "account/settings.html", None, context, status_code=429)
     request.session[guards.SID] = token
     return RedirectResponse("/settings?password=changed", status_code=303)

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from db import events, mfa, org
 from db.users import InvalidInput
 from web import guards
-from web.auth import _field
+from web.forms import field
 from web.safety import RowId
 from web.templating import render
 
@@ -41,7 +41,7 @@ async def show_team(request: Request) -> Response:
 async def add_member(request: Request) -> Response:
     member = guards.admin(request)
     form = await request.form()
-    email, role = _field(form, "email", 320), _field(form, "role", 16)
+    email, role = field(form, "email", 320), field(form, "role", 16)
     config = guards.settings(request)
     try:
         with guards.db(request) as session:
@@ -68,7 +68,7 @@ async def change_role(request: Request) -> Response:
     try:
         with guards.db(request) as session:
             user = _target(request, session)
-            org.change_role(session, user=user, role=_field(form, "role", 16), actor=guards.actor(request, member))
+            org.change_role(session, user=user, role=field(form, "role", 16), actor=guards.actor(request, member))
     except org.LastAdmin:
         return _team(request, errors={"role": "The organization needs at least one admin."}, status_code=422)
     except InvalidInput as exc:
@@ -80,7 +80,7 @@ async def reset_mfa(request: Request) -> Response:
     member = guards.admin(request)
     guards.require_recent_auth(request, member)
     form = await request.form()
-    reason = _field(form, "reason", 200).strip() or "lost device"
+    reason = field(form, "reason", 200).strip() or "lost device"
     with guards.db(request) as session:
         user = _target(request, session)
         mfa.reset_mfa(session, user=user, actor=guards.actor(request, member), reason=reason)
@@ -103,9 +103,9 @@ async def save_policy(request: Request) -> Response:
         with guards.db(request) as session:
             org.save_policy(
                 session,
-                require_admins=_field(form, "require_admins") == "1",
-                require_agents=_field(form, "require_agents") == "1",
-                grace_days=_field(form, "grace_days", 8),
+                require_admins=field(form, "require_admins") == "1",
+                require_agents=field(form, "require_agents") == "1",
+                grace_days=field(form, "grace_days", 8),
                 actor=guards.actor(request, member),
             )
     except InvalidInput as exc:

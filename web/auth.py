@@ -12,24 +12,10 @@ from db import links, login, mfa, users
 from db.throttle import Throttled
 from web import guards
 from web.errors import navigate, replay_fields
+from web.forms import SECOND_STEP_EXPIRED, field, throttled_message
 from web.offload import hashing
 from web.safety import safe_next
 from web.templating import render
-
-TOO_MANY = "Too many attempts. Try again in {seconds} seconds."
-LOCKED = "Too many failed attempts: this account is locked. Ask an admin to unlock it, or sign in with a backup code."
-SECOND_STEP_EXPIRED = "That took too long. Sign in again."
-
-
-def _field(form: object, name: str, limit: int = 256) -> str:
-    """A form field as text, cut at `limit`. A NUL (which PostgreSQL text can't hold) becomes U+FFFD, so it
-    fails validation like any other wrong character instead of failing the query."""
-    value = form.get(name, "")  # type: ignore[attr-defined]
-    return value[:limit].replace("\x00", "\ufffd") if isinstance(value, str) else ""
-
-
-def _throttled(exc: Throttled) -> str:
-    return LOCKED if exc.locked else TOO_MANY.format(seconds=exc.retry_after())
 
 
 async def show_login(request: Request) -> Response:
@@ -44,8 +30,8 @@ async def show_login(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     form = await request.form()
-    email, password = _field(form, "email", 320), _field(form, "password", 1024)
-    next_path = safe_next(_field(form, "next", 600))
+    email, password = field(form, "email", 320), field(form, "password", 1024)
+    next_path = safe_next(field(form, "next", 600))
     config = guards.settings(request)
     context = {"next": next_path, "email": email, "empty": False}
     try:
@@ -64,7 +50,7 @@ async def sign_in(request: Request) -> Response:
             request, "auth/login.html", None, {**context, "error": users.INVALID_CREDENTIALS}, status_code=422
         )
     except Throttled as exc:
-        return render(request, "auth/login.html", None, {**context, "error": _throttled(exc)}, status_code=429)
+        return render(request, "auth/login.html", None, {**context, "error": throttled_message(exc)}, status_code=429)
     if step.token is None:
         guards.begin_session(request, {guards.PENDING_USER: step.user_id, guards.PENDING_AT: int(time.time())})
         return RedirectResponse("/login/verify?next=" + quote(next_path, safe="/"), status_code=303)
@@ -99,9 +85,9 @@ async def verify_second_step(request: Request) -> Response:
             {"next": "/", "email": "", "error": SECOND_STEP_EXPIRED, "empty": False},
             status_code=422,
         )
-    backup = _field(form, "method") == "backup"
-    code = _field(form, "backup_code" if backup else "code", 64)
-    next_path = safe_next(_field(form, "next", 600))
+    backup = field(form, "method") == "backup"
+    code = field(form, "backup_code" if backup else "code", 64)
+    next_path = safe_next(field(form, "next", 600))
     context = {"next": next_path, "backup": backup}
     config = guards.settings(request)
     try:
@@ -121,7 +107,9 @@ async def verify_second_step(request: Request) -> Response:
         error = mfa.INCORRECT_BACKUP_CODE if backup else mfa.INCORRECT_CODE
         return render(request, "auth/challenge.html", None, {**context, "error": error}, status_code=422)
     except Throttled as exc:
-        return render(request, "auth/challenge.html", None, {**context, "error": _throttled(exc)}, status_code=429)
+        return render(
+            request, "auth/challenge.html", None, {**context, "error": throttled_message(exc)}, status_code=429
+        )
     guards.signed_in(request, token)
     return RedirectResponse(next_path, status_code=303)
 
@@ -155,10 +143,10 @@ async def reauthenticate(request: Request) -> Response:
     """
     member = guards.member(request, enrolling=True)
     form = await request.form()
-    method = _field(form, "reauth_method")
-    next_path = safe_next(_field(form, "reauth_next", 600), "/settings")
-    factor = _field(form, "reauth_factor")
-    secret = _field(form, "reauth_secret", 1024)
+    method = field(form, "reauth_method")
+    next_path = safe_next(field(form, "reauth_next", 600), "/settings")
+    factor = field(form, "reauth_factor")
+    secret = field(form, "reauth_secret", 1024)
     config = guards.settings(request)
     replay = replay_fields(form)
     context = {
@@ -168,7 +156,7 @@ async def reauthenticate(request: Request) -> Response:
         "reauth_member": member,
         "backup": factor == "backup",
     }
-    switch = _field(form, "reauth_switch")
+    switch = field(form, "reauth_switch")
     if switch:  # the member chose the other factor: show it, keeping what they were doing; nothing is checked
         return _reauth_again(request, context | {"backup": switch == "backup", "error": None}, 200)
     try:
@@ -189,7 +177,7 @@ async def reauthenticate(request: Request) -> Response:
         error = login.INCORRECT_PASSWORD if not member.mfa_enabled else mfa.INCORRECT_CODE
         return _reauth_again(request, context | {"error": error}, 422)
     except Throttled as exc:
-        return _reauth_again(request, context | {"error": _throttled(exc)}, 429)
+        return _reauth_again(request, context | {"error": throttled_message(exc)}, 429)
     request.session[guards.SID] = token
     if method == "POST":
         return RedirectResponse(next_path, status_code=307)
@@ -213,7 +201,7 @@ async def show_setup(request: Request) -> Response:
 async def claim_instance(request: Request) -> Response:
     token = request.path_params["token"]
     form = await request.form()
-    email, password = _field(form, "email", 320), _field(form, "password", 1024)
+    email, password = field(form, "email", 320), field(form, "password", 1024)
     config = guards.settings(request)
     try:
         with guards.db(request) as session:
@@ -250,7 +238,7 @@ async def set_password(request: Request) -> Response:
                 links.set_password_with_link,
                 session=session,
                 token=token,
-                password=_field(form, "password", 1024),
+                password=field(form, "password", 1024),
                 hasher=config.password_hasher,
                 actor=guards.actor(request),
             )

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from db import mfa, totp
 from db.throttle import Throttled
 from web import guards
-from web.auth import _field, _throttled
+from web.forms import field, throttled_message
 from web.offload import hashing
 from web.templating import render
 
@@ -91,7 +91,7 @@ async def confirm_totp(request: Request) -> Response:
                 session=session,
                 user=member.user,
                 sealed=sealed,
-                code=_field(form, "code", 64),
+                code=field(form, "code", 64),
                 keyring=config.keyring,
                 ttl=config.enrolment_ttl,
                 actor=guards.actor(request, member),
@@ -106,7 +106,7 @@ async def confirm_totp(request: Request) -> Response:
     except mfa.IncorrectCode:
         return _panel(request, member, error=mfa.INCORRECT_CODE, status_code=422)
     except Throttled as exc:
-        return _panel(request, member, error=_throttled(exc), status_code=429)
+        return _panel(request, member, error=throttled_message(exc), status_code=429)
     request.session.pop(guards.ENROLMENT, None)
     request.session[guards.SID] = changed.token
     return _codes(request, changed.codes, enabled=True)
@@ -122,7 +122,7 @@ def _codes(request: Request, codes: list[str], *, enabled: bool) -> Response:
 async def disable_totp(request: Request) -> Response:
     member = guards.member(request)
     form = await request.form()
-    backup = _field(form, "method") == "backup"
+    backup = field(form, "method") == "backup"
     config = guards.settings(request)
     try:
         with guards.db(request) as session:
@@ -131,7 +131,7 @@ async def disable_totp(request: Request) -> Response:
                 mfa.disable_totp,
                 session=session,
                 user=member.user,
-                code=_field(form, "backup_code" if backup else "code", 64),
+                code=field(form, "backup_code" if backup else "code", 64),
                 backup=backup,
                 keyring=config.keyring,
                 required=member.mfa_required,
@@ -144,7 +144,7 @@ async def disable_totp(request: Request) -> Response:
         error = mfa.INCORRECT_BACKUP_CODE if backup else mfa.INCORRECT_CODE
         return _panel(request, member, disabling=True, backup=backup, error=error, status_code=422)
     except Throttled as exc:
-        return _panel(request, member, disabling=True, backup=backup, error=_throttled(exc), status_code=429)
+        return _panel(request, member, disabling=True, backup=backup, error=throttled_message(exc), status_code=429)
     request.session[guards.SID] = changed.token
     if request.headers.get("HX-Request") != "true":
         return RedirectResponse("/settings/mfa/totp?status=disabled", status_code=303)

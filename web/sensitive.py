@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from db import sensitive
 from db.users import InvalidInput
 from web import guards
-from web.auth import _field
+from web.forms import field
 from web.templating import render
 
 
@@ -37,7 +37,7 @@ async def show_webhooks(request: Request) -> Response:
 async def add_webhook(request: Request) -> Response:
     member = _admin_fresh(request)
     form = await request.form()
-    url = _field(form, "url", 600)
+    url = field(form, "url", 600)
     try:
         with guards.db(request) as session:
             hook, secret = sensitive.add_webhook(
@@ -58,7 +58,7 @@ async def _change(request: Request, *, delete: bool) -> Response:
                     session, webhook_id=request.path_params["id"], actor=guards.actor(request, member)
                 )
             else:
-                enabled = _field(form, "enabled") == "1"
+                enabled = field(form, "enabled") == "1"
                 sensitive.set_webhook_enabled(
                     session, webhook_id=request.path_params["id"], enabled=enabled, actor=guards.actor(request, member)
                 )
@@ -96,8 +96,8 @@ async def save_billing(request: Request) -> Response:
         with guards.db(request) as session:
             sensitive.save_billing(
                 session,
-                plan=_field(form, "plan", 32),
-                billing_email=_field(form, "billing_email", 320),
+                plan=field(form, "plan", 32),
+                billing_email=field(form, "billing_email", 320),
                 actor=guards.actor(request, member),
             )
     except InvalidInput as exc:
