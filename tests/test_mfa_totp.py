@@ -103,7 +103,7 @@ def test_confirm_with_incorrect_code_changes_nothing(
     response = auth.post("/mfa/totp/confirm", {"code": bad}, page="/settings/mfa/totp", headers=HX)
     assert response.status_code == 422
     assert re.search(r'id="code"[^>]*aria-invalid="true"[^>]*aria-describedby="code-hint code-error"', response.text)
-    assert 'id="code-error">Incorrect code.' in response.text
+    assert 'id="code-error" role="alert">Incorrect code.' in response.text
     assert setup_key(response.text) == secret
     assert _devices(engine) == []
     assert ">Off</span>" in client.get("/settings?section=mfa").text

@@ -18,6 +18,8 @@ from web.forms import field
 from web.safety import RowId
 from web.templating import render
 
+FLASH = "team.status"
+
 
 def _team(request: Request, *, status_code: int = 200, **extra: object) -> Response:
     with guards.db(request) as session:
@@ -27,15 +29,18 @@ def _team(request: Request, *, status_code: int = 200, **extra: object) -> Respo
     return render(request, "admin/team.html", "admin/_team.html", context | extra, status_code=status_code)
 
 
-def _done(request: Request, status: str, **extra: object) -> Response:
-    if request.headers.get("HX-Request") != "true" and not extra:
+def _done(request: Request, status: str) -> Response:
+    """The Team section again with what was done: swapped in for htmx, or after a redirect (the message
+    waits in the session for the next page)."""
+    if request.headers.get("HX-Request") != "true":
+        request.session[FLASH] = status
         return RedirectResponse("/team", status_code=303)
-    return _team(request, status=status, **extra)
+    return _team(request, status=status)
 
 
 async def show_team(request: Request) -> Response:
     guards.admin(request)
-    return _team(request)
+    return _team(request, status=request.session.pop(FLASH, None))
 
 
 async def add_member(request: Request) -> Response:

@@ -101,7 +101,8 @@ async def save_billing(request: Request) -> Response:
                 actor=guards.actor(request, member),
             )
     except InvalidInput as exc:
-        return _billing(request, errors={exc.field: exc.message}, status_code=422)
+        typed = {"plan": field(form, "plan", 32), "billing_email": field(form, "billing_email", 320)}
+        return _billing(request, errors={exc.field: exc.message}, typed=typed, status_code=422)
     if request.headers.get("HX-Request") != "true":
         return RedirectResponse("/settings/billing?saved=1", status_code=303)
     return _billing(request, saved=True)

@@ -9,7 +9,8 @@ import base64
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -217,3 +218,49 @@ def enrol(page: Page) -> Enrolled:
     status = page.get_by_role("status").filter(has_text="Multi-factor authentication is enabled")
     confirm_if_asked(page, status)
     return Enrolled(authenticator, backup_codes_shown(page))
+
+
+# --------------------------------------------------------------------------------------------------
+# Team policy (admins), with or without JavaScript
+# --------------------------------------------------------------------------------------------------
+
+REQUIRE_AGENTS = "Require MFA for agents"
+
+
+def save_agent_policy(page: Page, required: bool) -> bool:
+    """As a signed-in admin: set "Require MFA for agents" on Team, save it, and return what it was before.
+
+    With JavaScript the form is swapped in place and says "Saved the security policy"; without it the save is a
+    POST that redirects back to Team, where the checkbox shows what the server stored. "Confirm it's you" is
+    answered with the password when it comes up (a dialog with JavaScript, a page of its own without).
+    """
+    page.goto("/team")
+    box = page.get_by_role("checkbox", name=REQUIRE_AGENTS)
+    expect(box).to_be_visible()
+    before = box.is_checked()
+    box.set_checked(required)
+    save = page.get_by_role("button", name="Save policy")
+    if getattr(page, "javascript_enabled", True):
+        save.click()
+        confirm_if_asked(page, page.get_by_role("status").filter(has_text="Saved the security policy"))
+    else:
+        with page.expect_navigation():
+            save.click()
+        confirm_if_asked(page, page.get_by_role("heading", name="Team", level=1))
+    expect(page.get_by_role("checkbox", name=REQUIRE_AGENTS)).to_be_checked(checked=required)
+    return before
+
+
+@contextmanager
+def agents_must_enrol(admin_page: Page) -> Iterator[None]:
+    """The org-wide "Require MFA for agents" is on inside the block and as it was found afterwards.
+
+    The policy belongs to the whole server (``policy_server``): tests that switch it on put it back, so the
+    others do not depend on the order they run in.
+    """
+    before = save_agent_policy(admin_page, True)
+    try:
+        yield
+    finally:
+        if not before:
+            save_agent_policy(admin_page, False)
