@@ -70,6 +70,9 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         # Cheap hashing keeps the suite fast; the production cost is measured in bench/.
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
+        # The outbox loop would share the in-memory database's single connection with the request being
+        # tested; tests that want mail delivered run it on a file database (or call deliver_now).
+        "outbox_interval": 3600.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

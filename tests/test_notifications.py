@@ -11,8 +11,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 from sqlalchemy import Engine
+from sqlmodel import SQLModel
 from starlette.testclient import TestClient
 
+from db.engine import make_engine
 from tests.conftest import Auth, Member, make_settings
 from web.app import create_app
 from web.outbox import deliver_now
@@ -41,6 +43,11 @@ def smtp() -> Inbox:
 
 
 def test_mfa_change_is_mailed_through_smtp(tmp_path: Path, engine: Engine, clock, smtp: Inbox) -> None:  # noqa: ANN001
+    """The worker's own outbox loop mails the notice. It runs beside requests, so it needs a database with a
+    connection per thread: a SQLite file here (or the PostgreSQL of the run), not the shared in-memory one."""
+    if engine.dialect.name == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+        SQLModel.metadata.create_all(engine)
     settings = make_settings(tmp_path, totp_clock=clock, smtp_url=smtp.url, outbox_interval=0.05)  # type: ignore[attr-defined]
     with TestClient(create_app(settings, engine), base_url="https://testserver", follow_redirects=False) as client:
         auth = Auth(client, engine, settings)
