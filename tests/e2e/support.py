@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -135,8 +136,26 @@ def decode_qr(png_bytes: bytes) -> str:
     for candidate in (gray, ImageOps.expand(gray, border=max(16, gray.width // 8), fill=255)):
         results = zxingcpp.read_barcodes(candidate, formats=zxingcpp.BarcodeFormat.QRCode)
         if results:
-            return results[0].text
+            text = results[0].text
+            zbar = zbar_decode(candidate)
+            if zbar is not None and zbar != text:
+                raise ValueError(f"zxing-cpp read {text!r} but zbarimg read {zbar!r}")
+            return text
     raise ValueError(f"no QR code found in {gray.width}x{gray.height} image")
+
+
+def zbar_decode(image: object) -> str | None:
+    """A second, independent decoder (Debian's zbarimg, as the contract names it); None when not installed."""
+    zbarimg = shutil.which("zbarimg")
+    if zbarimg is None:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        image.save(f, format="PNG")  # type: ignore[attr-defined]
+        f.flush()
+        done = subprocess.run([zbarimg, "--raw", "-q", f.name], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise ValueError(f"zbarimg found no QR code (exit {done.returncode})")
+    return done.stdout.rstrip("\n")
 
 
 def totp_at(secret_base32: str, when: datetime, *, digits: int = 6, period: int = TOTP_PERIOD) -> str:
