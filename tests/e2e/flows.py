@@ -264,3 +264,21 @@ def agents_must_enrol(admin_page: Page) -> Iterator[None]:
     finally:
         if not before:
             save_agent_policy(admin_page, False)
+
+
+def expect_signed_out(page: Page) -> None:
+    """After a reload the page is the sign-in form, with no sidebar: the session was ended on the server."""
+    page.reload()
+    expect(page.get_by_role("textbox", name="Email")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/login"))
+    expect(page.get_by_role("navigation", name="Sidebar")).to_have_count(0)
+
+
+def expect_reset_logged(page: Page, *, email: str, admin: str) -> None:
+    """Security activity lists one "MFA reset" of `email`, done by `admin`."""
+    sidebar_link(page, "Security activity").click()
+    expect(page.get_by_role("heading", name="Security activity", level=1)).to_be_visible()
+    reset_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="MFA reset", exact=True))
+    expect(reset_row.filter(has_text=email)).to_have_count(1)
+    expect(reset_row.filter(has_text=email).get_by_role("cell", name=admin, exact=True)).to_be_visible()
+    expect(reset_row.filter(has_text=email).get_by_role("cell", name=email, exact=True)).to_be_visible()

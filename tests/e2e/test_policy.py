@@ -10,7 +10,17 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from .flows import confirm_if_asked, enrol, expect_accessible, fill_sign_in, new_member, sidebar_link, sign_in
+from .flows import (
+    confirm_if_asked,
+    enrol,
+    expect_accessible,
+    expect_reset_logged,
+    expect_signed_out,
+    fill_sign_in,
+    new_member,
+    sidebar_link,
+    sign_in,
+)
 from .support import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -77,16 +87,6 @@ def test_reset_mfa_ends_the_members_sessions_and_is_logged(
     expect(row.get_by_role("cell", name="Off", exact=True)).to_be_visible()
     expect(row.get_by_role("button", name="Reset MFA")).to_have_count(0)
 
-    # The member's browser is signed out.
-    member.reload()
-    expect(member.get_by_role("textbox", name="Email")).to_be_visible()
-    expect(member).to_have_url(re.compile(r"/login"))
-    expect(member.get_by_role("navigation", name="Sidebar")).to_have_count(0)
-
-    # Security activity lists the reset, with the member's email.
-    sidebar_link(page, "Security activity").click()
-    expect(page.get_by_role("heading", name="Security activity", level=1)).to_be_visible()
-    reset_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="MFA reset", exact=True))
-    expect(reset_row.filter(has_text=email)).to_have_count(1)
-    expect(reset_row.filter(has_text=email).get_by_role("cell", name=admin, exact=True)).to_be_visible()
+    expect_signed_out(member)
+    expect_reset_logged(page, email=email, admin=admin)
     expect_accessible(page, "security activity")
