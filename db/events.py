@@ -30,6 +30,7 @@ KINDS = {
     "role_changed": "Role changed",
     "password_set": "Password set",
     "throttle_lifted": "Lock lifted",
+    "member_removed": "Member removed",
     "webhook_changed": "Webhook changed",
     "billing_changed": "Billing changed",
 }

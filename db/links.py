@@ -13,8 +13,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db import events, signins
+from db import events, sessions
 from db.clock import now
+from db.errors import DomainError
 from db.events import Actor
 from db.models import OneTimeToken, User
 from db.users import check_password, count_users, create_user, normalize_email
@@ -23,14 +24,17 @@ SETUP_TTL = timedelta(days=7)
 SET_PASSWORD_TTL = timedelta(days=3)
 
 
-class InvalidLink(Exception):
+class InvalidLink(DomainError):
     """A set-up or set-password link that is unknown, used or expired."""
+
+    message = "This link is no longer valid."
+    status = 404
 
 
 def _new_token(session: Session, *, purpose: str, user_id: int | None, ttl: timedelta) -> str:
     token = secrets.token_urlsafe(32)
     session.add(
-        OneTimeToken(purpose=purpose, token_hash=signins.digest(token), user_id=user_id, expires_at=now() + ttl)
+        OneTimeToken(purpose=purpose, token_hash=sessions.digest(token), user_id=user_id, expires_at=now() + ttl)
     )
     return token
 
@@ -38,7 +42,7 @@ def _new_token(session: Session, *, purpose: str, user_id: int | None, ttl: time
 def _take_token(session: Session, *, purpose: str, token: str) -> OneTimeToken:
     """Consume a one-time token in one conditional UPDATE, so two requests can't both use it."""
     row = session.exec(
-        select(OneTimeToken).where(OneTimeToken.token_hash == signins.digest(token), OneTimeToken.purpose == purpose)
+        select(OneTimeToken).where(OneTimeToken.token_hash == sessions.digest(token), OneTimeToken.purpose == purpose)
     ).first()
     if row is None or row.used_at is not None or row.expires_at <= now():
         raise InvalidLink()
@@ -66,9 +70,14 @@ def issue_setup_token(session: Session) -> str | None:
     return token
 
 
+def instance_is_empty(session: Session) -> bool:
+    """Whether nobody has an account yet (asked on every sign-in page, so no count over all members)."""
+    return session.exec(select(User.id).limit(1)).first() is None
+
+
 def setup_token_valid(session: Session, *, token: str) -> bool:
     row = session.exec(
-        select(OneTimeToken).where(OneTimeToken.token_hash == signins.digest(token), OneTimeToken.purpose == "setup")
+        select(OneTimeToken).where(OneTimeToken.token_hash == sessions.digest(token), OneTimeToken.purpose == "setup")
     ).first()
     return row is not None and row.used_at is None and row.expires_at > now() and count_users(session) == 0
 
@@ -103,7 +112,7 @@ def set_password_with_link(
         raise InvalidLink()
     user.password_hash = hasher.hash(password)
     session.add(user)
-    signins.end_others(session, user_id=user.id or 0, keep=None)
+    sessions.end_others(session, user_id=user.id or 0, keep=None)
     events.record(session, "password_set", actor=actor, target=user)
     session.commit()
     return user

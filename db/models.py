@@ -32,6 +32,8 @@ class AuthSession(SQLModel, table=True):
     verified_at: datetime = Field(default_factory=now)
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=255)
+    # Password accepted, second step not given yet: not signed in, but ended with the member's sessions.
+    pending: bool = Field(default=False)
 
 
 class TotpDevice(SQLModel, table=True):
@@ -41,6 +43,22 @@ class TotpDevice(SQLModel, table=True):
     secret_encrypted: str = Field(max_length=512)
     confirmed_at: datetime = Field(default_factory=now)
     last_used_step: int | None = None
+
+
+class PasskeyCredential(SQLModel, table=True):
+    """A WebAuthn credential (passkey) registered by a member."""
+
+    __tablename__ = "passkey_credential"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    credential_id: str = Field(max_length=1400, unique=True)  # base64url; unique across members
+    public_key: str = Field(max_length=2000)  # base64url COSE key
+    sign_count: int = 0
+    transports: str = Field(default="", max_length=200)
+    aaguid: str = Field(default="", max_length=36)
+    name: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=now)
+    last_used_at: datetime | None = None
 
 
 class RecoveryCode(SQLModel, table=True):
@@ -97,6 +115,9 @@ class OrgPolicy(SQLModel, table=True):
     require_agents: bool = False
     grace_days: int = 0
     updated_at: datetime = Field(default_factory=now)
+    # When the policy began to require MFA of each role: the grace period runs from then, not from a save.
+    admins_since: datetime | None = None
+    agents_since: datetime | None = None
 
 
 class OneTimeToken(SQLModel, table=True):

@@ -6,19 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
-from sqlalchemy import func
+from sqlalchemy import delete, exists, func, or_, true, update
 from sqlmodel import Session, col, select
 
-from db import events, links, signins, throttle, users
+from db import events, links, sessions, throttle, users
 from db.clock import now
+from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
-from db.models import ROLES, OrgPolicy, RecoveryCode, Throttle, TotpDevice, User
+from db.models import OrgPolicy, PasskeyCredential, RecoveryCode, Throttle, TotpDevice, User
 
 MAX_GRACE_DAYS = 90
 
 
-class LastAdmin(Exception):
+class LastAdmin(DomainError):
     """The change would leave the organisation without an admin."""
+
+    message = "The organization needs at least one admin."
+    field = "role"
 
 
 def get_policy(session: Session) -> OrgPolicy:
@@ -28,13 +32,19 @@ def get_policy(session: Session) -> OrgPolicy:
 def save_policy(
     session: Session, *, require_admins: bool, require_agents: bool, grace_days: str, actor: Actor
 ) -> OrgPolicy:
-    """Store the policy (the route has checked step-up). Grace is whole days, 0 to MAX_GRACE_DAYS."""
+    """Store the policy (the route has checked step-up). Grace is whole days, 0 to MAX_GRACE_DAYS.
+
+    A role's grace period runs from when the policy started to require MFA of it: saving again, or
+    changing the other role, does not restart it."""
     days = grace_days.strip() or "0"
     if not (days.isascii() and days.isdigit() and int(days) <= MAX_GRACE_DAYS):
-        raise users.InvalidInput("grace_days", f"Enter a whole number of days from 0 to {MAX_GRACE_DAYS}.")
+        raise InvalidInput("grace_days", f"Enter a whole number of days from 0 to {MAX_GRACE_DAYS}.")
     policy = get_policy(session)
+    at = now()
+    policy.admins_since = (policy.admins_since or at) if require_admins else None
+    policy.agents_since = (policy.agents_since or at) if require_agents else None
     policy.require_admins, policy.require_agents, policy.grace_days = require_admins, require_agents, int(days)
-    policy.updated_at = now()
+    policy.updated_at = at
     session.add(policy)
     detail = f"admins={require_admins} agents={require_agents} grace_days={days}"
     events.record(session, "policy_changed", actor=actor, detail=detail)
@@ -57,22 +67,38 @@ def list_members(session: Session) -> list[MemberRow]:
         .where(RecoveryCode.user_id == User.id, col(RecoveryCode.used_at).is_(None))
         .scalar_subquery()
     )
+    passkeys = (
+        select(func.count(col(PasskeyCredential.id))).where(PasskeyCredential.user_id == User.id).scalar_subquery()
+    )
     query = (
-        select(User, TotpDevice.id, codes_left)
+        select(User, TotpDevice.id, codes_left, passkeys)
         .outerjoin(TotpDevice, col(TotpDevice.user_id) == User.id)
         .order_by(col(User.email))
     )
-    at = now()
-    locks = dict(session.exec(select(Throttle.key, Throttle.locked_until).where(col(Throttle.locked_until) > at)).all())
+    locks = {row.key: row for row in session.exec(select(Throttle).where(col(Throttle.failures) > 0))}
     rows = []
-    for user, device_id, left in session.exec(query):
-        held = [locks.get(throttle.user_key(user.id or 0)), locks.get(throttle.email_key(user.email))]
-        rows.append(MemberRow(user, device_id is not None, left or 0, max((h for h in held if h), default=None)))
+    for user, device_id, left, keys in session.exec(query):
+        held = [_lock_of(locks.get(throttle.user_key(user.id or 0)), throttle.SECOND_FACTOR)]
+        held.append(_lock_of(locks.get(throttle.email_key(user.email)), throttle.PASSWORD))
+        enabled = device_id is not None or bool(keys)
+        rows.append(MemberRow(user, enabled, left or 0, max((h for h in held if h), default=None)))
     return rows
 
 
-def get_member(session: Session, *, user_id: int) -> User | None:
-    return session.get(User, user_id)
+def _lock_of(row: Throttle | None, rule: throttle.Rule) -> datetime | None:
+    """Until when a throttle row holds its key: the backoff, or the hard lock of a second factor."""
+    if row is None:
+        return None
+    at = now()
+    until = max((t for t in (row.locked_until, rule.hard_until(row.failures, row.updated_at)) if t), default=None)
+    return until if until and until > at else None
+
+
+def get_member(session: Session, *, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    return user
 
 
 def add_member(session: Session, *, email: str, role: str, hasher: PasswordHasher, actor: Actor) -> tuple[User, str]:
@@ -81,25 +107,59 @@ def add_member(session: Session, *, email: str, role: str, hasher: PasswordHashe
     return user, links.issue_set_password_link(session, user=user)
 
 
-def change_role(session: Session, *, user: User, role: str, actor: Actor) -> None:
+def _keeps_an_admin(session: Session, user_id: int) -> object:
+    """A condition true when the member is not an admin or another admin remains.
+
+    On PostgreSQL the admins' rows are locked first, in id order, so two parallel demotions of the last
+    two admins run one after the other and the second sees the first; SQLite runs one writer at a time,
+    and the conditional statement is then atomic by itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(User.id).where(User.role == "admin").order_by(col(User.id)).with_for_update())
+    others = exists().where(col(User.role) == "admin", col(User.id) != user_id)
+    return or_(col(User.role) != "admin", others)
+
+
+def change_role(session: Session, *, user_id: int, role: str, actor: Actor) -> User:
+    """A new role; demoting the last admin is refused in the same statement that would do it."""
     users.check_role(role)
-    if user.role == "admin" and role != "admin" and _admin_count(session) <= 1:
-        raise LastAdmin()
-    user.role = role
-    session.add(user)
-    signins.end_others(session, user_id=user.id or 0, keep=actor.session_id)
+    condition = _keeps_an_admin(session, user_id) if role != "admin" else true()
+    changed = session.execute(update(User).where(col(User.id) == user_id, condition).values(role=role))
+    if changed.rowcount != 1:
+        session.rollback()
+        raise LastAdmin() if session.get(User, user_id) else NotFound()
+    user = session.get(User, user_id)
+    assert user is not None
+    sessions.end_others(session, user_id=user_id, keep=actor.session_id)
     events.record(session, "role_changed", actor=actor, target=user, detail=f"role={role}")
     session.commit()
+    return user
 
 
-def lift_lock(session: Session, *, user: User, actor: Actor) -> None:
-    throttle.clear(session, throttle.user_key(user.id or 0), throttle.email_key(user.email))
+def remove_member(session: Session, *, user_id: int, actor: Actor) -> User:
+    """Remove a member and everything of theirs; the last admin can't be removed."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    email = user.email
+    session.expunge(user)
+    session.commit()  # end the read: on SQLite the DELETE then starts from a current snapshot
+    removed = session.execute(delete(User).where(col(User.id) == user_id, _keeps_an_admin(session, user_id)))
+    if removed.rowcount != 1:
+        session.rollback()
+        raise LastAdmin()
+    events.record(session, "member_removed", actor=actor, target_label=email, detail=f"id={user_id}")
+    session.commit()
+    return user
+
+
+def lift_lock(session: Session, *, user_id: int, actor: Actor) -> User:
+    user = get_member(session, user_id=user_id)
+    throttle.clear(session, throttle.user_key(user_id), throttle.email_key(user.email))
     events.record(session, "throttle_lifted", actor=actor, target=user)
     session.commit()
+    return user
 
 
-def _admin_count(session: Session) -> int:
-    return session.exec(select(func.count(col(User.id))).where(User.role == "admin")).one()
-
-
-__all__ = ["ROLES", "LastAdmin", "MemberRow", "add_member", "change_role", "get_policy", "list_members"]
+def team(session: Session) -> tuple[list[MemberRow], OrgPolicy]:
+    """What the Team page shows: every member, and the policy."""
+    return list_members(session), get_policy(session)

@@ -10,9 +10,10 @@ from sqlmodel import Session, col, select
 from db import events
 from db.clock import now
 from db.crypto import Keyring
+from db.errors import InvalidInput, NotFound
 from db.events import Actor
 from db.models import Billing, Webhook
-from db.users import InvalidInput, normalize_email
+from db.users import normalize_email
 
 PLANS = {"starter": "Starter", "team": "Team", "business": "Business"}
 
@@ -38,7 +39,7 @@ def add_webhook(session: Session, *, url: str, keyring: Keyring, actor: Actor) -
 def set_webhook_enabled(session: Session, *, webhook_id: int, enabled: bool, actor: Actor) -> None:
     hook = session.get(Webhook, webhook_id)
     if hook is None:
-        raise LookupError(webhook_id)
+        raise NotFound()
     hook.enabled = enabled
     session.add(hook)
     events.record(session, "webhook_changed", actor=actor, detail=f"{'enabled' if enabled else 'disabled'} #{hook.id}")
@@ -48,7 +49,7 @@ def set_webhook_enabled(session: Session, *, webhook_id: int, enabled: bool, act
 def delete_webhook(session: Session, *, webhook_id: int, actor: Actor) -> None:
     hook = session.get(Webhook, webhook_id)
     if hook is None:
-        raise LookupError(webhook_id)
+        raise NotFound()
     session.delete(hook)
     events.record(session, "webhook_changed", actor=actor, detail=f"deleted #{webhook_id}")
     session.commit()

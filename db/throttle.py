@@ -2,8 +2,10 @@
 
 An attempt is counted *before* it is checked and the count is cleared on success: parallel guesses can't
 slip past the limit between a check and an increment. After `free` consecutive failures each further
-attempt waits, doubling from `base` seconds; past `hard` failures the key stays locked until an admin or
-the operator lifts it.
+attempt waits, doubling from `base` seconds up to `cap`. Past `hard` failures the key is hard-locked for
+`forget_after` seconds (or until an admin lifts it) for every factor except the exempt ones: a backup code
+still opens the account of its owner (78 bits, and still slowed by the backoff), so knowing a member's
+password never lets anyone shut the owner out.
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, update
+from sqlalchemy import and_, case, or_, update
 from sqlmodel import Session, col, select
 
 from db.clock import now as utcnow
+from db.errors import DomainError
 from db.models import Throttle
 from db.upsert import insert_for
-
-FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -29,34 +30,46 @@ class Rule:
     base: int
     cap: int
     hard: int | None = None
-    forget_after: int | None = None  # seconds without an attempt after which the count starts again
+    forget_after: int | None = None  # seconds without an attempt after which the count (and a hard lock) ends
 
-    def locked_until(self, failures: int, at: datetime) -> datetime | None:
-        """When a lock after `failures` consecutive failures ends (None: no lock yet)."""
-        if self.hard is not None and failures >= self.hard:
-            return FOREVER
+    def backoff_until(self, failures: int, at: datetime) -> datetime | None:
+        """When the wait after `failures` consecutive failures ends (None: no wait yet)."""
         if failures < self.free:
             return None
         return at + timedelta(seconds=min(self.cap, self.base * 2 ** (failures - self.free)))
 
+    def hard_until(self, failures: int, at: datetime) -> datetime | None:
+        if self.hard is None or failures < self.hard:
+            return None
+        return at + timedelta(seconds=self.forget_after or 86400)
 
-# Second factor (TOTP, backup codes, step-up): 5 free tries, then 30 s doubling to an hour; locked at 20.
-SECOND_FACTOR = Rule(free=5, base=30, cap=3600, hard=20)
+
+# Second factor (TOTP, passkeys, backup codes, step-up): 5 free tries, then 30 s doubling to an hour; at 20
+# the authenticator and passkeys are refused for a day (backup codes still work, behind the backoff).
+SECOND_FACTOR = Rule(free=5, base=30, cap=3600, hard=20, forget_after=86400)
 # Password per email: backoff only. A hard lock here would let anyone who knows an email lock its owner out.
 PASSWORD = Rule(free=5, base=30, cap=900, forget_after=3600)
 # Per client address, wide enough for an office behind one NAT. A success does not clear it (one valid
 # account must not let an address keep guessing at others); an hour without attempts does.
 CLIENT = Rule(free=100, base=30, cap=900, forget_after=3600)
 
+TOO_MANY = "Too many attempts. Try again in {seconds} seconds."
+HARD_LOCKED = (
+    "Too many failed attempts: codes from your authenticator and passkeys are blocked until {until} UTC. "
+    "Use a backup code, or ask an admin to unlock your account."
+)
 
-class Throttled(Exception):
-    def __init__(self, until: datetime) -> None:
-        super().__init__(until)
+
+class Throttled(DomainError):
+    status = 429
+
+    def __init__(self, until: datetime, *, hard: bool = False) -> None:
         self.until = until
-
-    @property
-    def locked(self) -> bool:
-        return self.until >= FOREVER
+        self.hard = hard
+        text = (
+            HARD_LOCKED.format(until=f"{until:%Y-%m-%d %H:%M}") if hard else TOO_MANY.format(seconds=self.retry_after())
+        )
+        super().__init__(text)
 
     def retry_after(self, at: datetime | None = None) -> int:
         return max(1, math.ceil((self.until - (at or utcnow())).total_seconds()))
@@ -75,9 +88,9 @@ def client_key(ip: str) -> str:
     return f"ip:{ip[:64]}"
 
 
-def take_attempts(session: Session, keys: list[tuple[str, Rule]]) -> datetime | None:
+def take_attempts(session: Session, keys: list[tuple[str, Rule]], *, exempt: bool = False) -> datetime | None:
     """Count one attempt under each key (account, client address) and commit; raise Throttled if any is
-    locked, counting nothing then.
+    locked, counting nothing then. `exempt` (a backup code) passes a hard lock but not the backoff.
 
     Each key costs one INSERT … ON CONFLICT DO UPDATE … RETURNING that only matches an unlocked row, and
     all keys share one transaction. Returns when a lock starts to hold should this attempt fail (so the
@@ -86,36 +99,56 @@ def take_attempts(session: Session, keys: list[tuple[str, Rule]]) -> datetime | 
     at = utcnow()
     locks: list[datetime] = []
     for key, rule in keys:
-        failures = _count(session, key, rule, at)
+        failures = _count(session, key, rule, at, exempt=exempt)
         if failures is None:
             session.rollback()
-            raise Throttled(_locked_until(session, key) or at)
-        until = rule.locked_until(failures, at)
+            raise _why_locked(session, key, rule, at)
+        until = rule.backoff_until(failures, at)
         if until:
             session.execute(update(Throttle).where(col(Throttle.key) == key).values(locked_until=until))
-            locks.append(until)
+            locks.append(rule.hard_until(failures, at) or until)
     session.commit()
     return max(locks, default=None)
 
 
-def _count(session: Session, key: str, rule: Rule, at: datetime) -> int | None:
+def _count(session: Session, key: str, rule: Rule, at: datetime, *, exempt: bool) -> int | None:
     """The key's failures after counting this attempt, or None while it is locked."""
     table = Throttle.__table__.c  # type: ignore[attr-defined]
     failures = table.failures + 1
+    stale = None
     if rule.forget_after is not None:
-        failures = case((table.updated_at < at - timedelta(seconds=rule.forget_after), 1), else_=failures)
+        stale = table.updated_at < at - timedelta(seconds=rule.forget_after)
+        failures = case((stale, 1), else_=failures)
+    unlocked = or_(table.locked_until.is_(None), table.locked_until <= at)
+    if rule.hard is not None and not exempt:
+        unlocked = and_(unlocked, or_(table.failures < rule.hard, stale if stale is not None else False))
     statement = (
         insert_for(session)(Throttle)
         .values(key=key, failures=1, updated_at=at)
         .on_conflict_do_update(
-            index_elements=[table.key],
-            set_={"failures": failures, "updated_at": at},
-            where=or_(table.locked_until.is_(None), table.locked_until <= at),
+            index_elements=[table.key], set_={"failures": failures, "updated_at": at}, where=unlocked
         )
         .returning(table.failures)
     )
     row = session.execute(statement).first()
     return None if row is None else row[0]
+
+
+def _why_locked(session: Session, key: str, rule: Rule, at: datetime) -> Throttled:
+    row = session.exec(select(Throttle).where(Throttle.key == key)).first()
+    if row is None:
+        return Throttled(at)
+    hard = rule.hard_until(row.failures, row.updated_at)
+    if hard and hard > at and not (row.locked_until and row.locked_until > hard):
+        return Throttled(hard, hard=True)
+    return Throttled(row.locked_until or at)
+
+
+def is_hard_locked(session: Session, key: str, rule: Rule = SECOND_FACTOR) -> datetime | None:
+    """Until when `key` is hard-locked, if it is (the Team page shows it)."""
+    row = session.get(Throttle, key)
+    until = rule.hard_until(row.failures, row.updated_at) if row else None
+    return until if until and until > utcnow() else None
 
 
 def clear(session: Session, *keys: str) -> None:
@@ -131,7 +164,3 @@ def give_back(session: Session, key: str) -> None:
         .where(col(Throttle.key) == key, col(Throttle.failures) > 0)
         .values(failures=Throttle.failures - 1)
     )
-
-
-def _locked_until(session: Session, key: str) -> datetime | None:
-    return session.exec(select(Throttle.locked_until).where(Throttle.key == key)).first()

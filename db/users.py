@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from argon2 import PasswordHasher
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from db import events, passwords, signins, throttle
+from db import events, passwords, sessions, throttle
 from db.clock import now
+from db.errors import IncorrectPassword, InvalidInput
 from db.events import Actor
+from db.factors import count_attempt, refuse
 from db.models import ROLES, User
 
-INVALID_CREDENTIALS = "Incorrect email or password."
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}")
-
-
-class InvalidCredentials(Exception):
-    """Unknown email or wrong password: one exception, so the two can't be told apart."""
-
-
-class InvalidInput(ValueError):
-    """A field's value is refused; `field` names it so the form can tie the message to it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def normalize_email(raw: str) -> str:
@@ -82,85 +69,41 @@ def find_user(session: Session, *, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
 
-_dummy_hashes: dict[tuple[int, int], str] = {}
-
-
-def _dummy_hash(hasher: PasswordHasher) -> str:
-    """A hash with the live parameters, verified for unknown emails so they cost the same time."""
-    key = (hasher.time_cost, hasher.memory_cost)
-    if key not in _dummy_hashes:
-        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
-    return _dummy_hashes[key]
-
-
-def authenticate(session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor) -> User:
-    """The member with this email and password. Raises InvalidCredentials or throttle.Throttled.
-
-    Runs one argon2 verification whether or not the email exists, and throttles per email (existing or not)
-    and per client address, so neither the answer, its timing nor the throttle tells accounts apart.
-    """
-    email = email.strip().lower()[:254]
-    key = throttle.email_key(email)
-    try:
-        lock = throttle.take_attempts(
-            session, [(key, throttle.PASSWORD), (throttle.client_key(actor.ip), throttle.CLIENT)]
-        )
-    except throttle.Throttled:
-        events.record(session, "throttled", actor=actor, target_label=email, outcome="failure", detail="password")
-        session.commit()
-        raise
-    user = session.exec(select(User).where(User.email == email)).first()
-    session.commit()  # no transaction stays open across the hash (PostgreSQL would hold it ~0.2 s)
-    stored = user.password_hash if user and user.password_hash else None
-    ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
-    if not (ok and user and stored):
-        events.record(session, "sign_in_failed", actor=actor, target=user, target_label=email, outcome="failure")
-        if lock:
-            events.record(session, "throttled", actor=actor, target=user, target_label=email, outcome="failure")
-        session.commit()
-        raise InvalidCredentials()
-    throttle.clear(session, key)
-    throttle.give_back(session, throttle.client_key(actor.ip))
-    if hasher.check_needs_rehash(stored):
-        user.password_hash = hasher.hash(password)
-        session.add(user)
-    session.commit()
-    return user
-
-
 def mark_signed_in(session: Session, *, user: User, actor: Actor, factor: str) -> None:
     user.last_sign_in_at = now()
     session.add(user)
     events.record(session, "sign_in", actor=actor, target=user, detail=f"factor={factor}")
 
 
-class IncorrectPassword(Exception):
-    pass
-
-
 def change_password(
     session: Session,
     *,
-    user: User,
+    user_id: int,
     current: str,
     new: str,
     hasher: PasswordHasher,
     actor: Actor,
 ) -> str:
-    """A new password; every other session of the member ends and this one gets a new token."""
-    check_password(new)
-    keys = [(throttle.user_key(user.id or 0), throttle.SECOND_FACTOR), (throttle.client_key(actor.ip), throttle.CLIENT)]
-    throttle.take_attempts(session, keys)
-    if not (user.password_hash and passwords.verify(hasher, user.password_hash, current)):
-        events.record(session, "second_factor_failed", actor=actor, target=user, outcome="failure", detail="password")
-        session.commit()
+    """A new password; every other session of the member ends (half-finished sign-ins too) and this one
+    gets a new token. Knowing the password is not a second factor: "Confirm it's you" is not refreshed."""
+    try:
+        check_password(new)
+    except InvalidInput as error:
+        raise InvalidInput("new_password", error.message) from error
+    user = session.get(User, user_id)
+    if user is None:
         raise IncorrectPassword()
-    throttle.clear(session, keys[0][0])
-    throttle.give_back(session, keys[1][0])
+    lock = count_attempt(session, user=user, actor=actor, exempt=False)
+    if not (user.password_hash and passwords.verify(hasher, user.password_hash, current)):
+        refuse(
+            session, user=user, actor=actor, detail="password", outcome="wrong", lock=lock, error=IncorrectPassword()
+        )
+    throttle.clear(session, throttle.user_key(user_id))
+    throttle.give_back(session, throttle.client_key(actor.ip))
     user.password_hash = hasher.hash(new)
     session.add(user)
-    signins.end_others(session, user_id=user.id or 0, keep=actor.session_id)
-    token = signins.rotate(session, session_id=actor.session_id or 0, verified=True)
+    sessions.end_others(session, user_id=user_id, keep=actor.session_id)
+    token = sessions.rotate(session, session_id=actor.session_id or 0, verified=False)
     events.record(session, "password_set", actor=actor, target=user, detail="changed")
     session.commit()
     return token

@@ -24,7 +24,10 @@ from db.engine import make_engine, open_session
 from db.events import OPERATOR
 from db.models import AuthSession, User
 from db.users import create_user
-from web.app import create_app
+from web.app import (
+    create_app,
+    hasher_for,  # noqa: I001
+)
 from web.config import Settings
 from web.cookies import SECURE_NAME
 
@@ -66,6 +69,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "data_dir": tmp_path,
         "database_url": PG_URL or "sqlite://",
         "secret_key": "test-secret-key-" + "x" * 32,
+        "public_url": "https://testserver",
         "mfa_keys": (new_key(),),
         # Cheap hashing keeps the suite fast; the production cost is measured in bench/.
         "argon2_time_cost": 1,
@@ -157,7 +161,7 @@ class Auth:
     def create(self, email: str = "agent@example.com", role: str = "agent", password: str = PASSWORD) -> Member:
         with open_session(self.engine) as session:
             user = create_user(
-                session, email=email, role=role, password=password, hasher=self.settings.password_hasher, actor=OPERATOR
+                session, email=email, role=role, password=password, hasher=hasher_for(self.settings), actor=OPERATOR
             )
         return Member(user, self.settings.totp_clock, password)  # type: ignore[arg-type]
 
@@ -181,10 +185,10 @@ class Auth:
 
     def enable_totp(self, member: Member) -> Member:
         """Switch Enable on, read the setup key, confirm with a real code; keeps secret and backup codes."""
-        response = self.post("/mfa/totp/activate", page="/settings/mfa/totp", headers={"HX-Request": "true"})
+        response = self.post("/settings/mfa/totp/enable", page="/settings/mfa/totp", headers={"HX-Request": "true"})
         assert response.status_code == 200, response.text
         member.secret = setup_key(response.text)
-        response = self.post("/mfa/totp/confirm", {"code": member.fresh_code()}, page="/settings/mfa/totp")
+        response = self.post("/settings/mfa/totp/confirm", {"code": member.fresh_code()}, page="/settings/mfa/totp")
         assert response.status_code == 200, response.text
         member.codes = backup_codes(response.text)
         return member

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from db import links, users
 from db.engine import open_session
+from db.errors import InvalidCredentials
 from db.models import SecurityEvent
 from tests.conftest import PASSWORD, Auth, Member, csrf_of, use_cookie
 from web.cookies import SECURE_NAME
@@ -42,7 +43,7 @@ def test_unknown_email_and_wrong_password_read_the_same(auth: Auth, member: Memb
     wrong = auth.post("/login", {"email": member.email, "password": "not the password at all"})
     unknown = auth.post("/login", {"email": "nobody@example.com", "password": "not the password at all"})
     assert wrong.status_code == unknown.status_code == 422
-    assert users.INVALID_CREDENTIALS in wrong.text
+    assert InvalidCredentials.message in wrong.text
     assert _without_token(wrong.text).replace(member.email, "X") == _without_token(unknown.text).replace(
         "nobody@example.com", "X"
     )
@@ -82,7 +83,7 @@ def test_password_only_session_reaches_nothing_behind_sign_in(
         assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login/verify", path
         assert member_with_totp.email not in htmx.text
     token = csrf_of(client.get("/login/verify").text)
-    enable = client.post("/mfa/totp/activate", data={"csrf_token": token})
+    enable = client.post("/settings/mfa/totp/enable", data={"csrf_token": token})
     assert enable.status_code == 303 and enable.headers["location"] == "/login/verify"
 
 

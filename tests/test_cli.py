@@ -11,8 +11,10 @@ import pytest
 from sqlmodel import select
 
 from db.engine import make_engine, open_session
+from db.factors import totp
 from db.models import SecurityEvent, TotpDevice
 from tests.conftest import PASSWORD
+from web.app import hasher_for, keyring_for  # noqa: I001
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,10 +99,10 @@ def test_reset_mfa_removes_the_factor_and_logs_the_operator(env: dict[str, str])
             email="ann@example.com",
             role="agent",
             password=PASSWORD,
-            hasher=settings.password_hasher,
+            hasher=hasher_for(settings),
             actor=OPERATOR,
         )
-        sealed, secret = mfa.begin_enrolment(settings.keyring, user_id=user.id or 0)
+        sealed, secret = totp.begin_enrolment(keyring_for(settings), user_id=user.id or 0)
         import pyotp
 
         mfa.confirm_totp(
@@ -108,7 +110,7 @@ def test_reset_mfa_removes_the_factor_and_logs_the_operator(env: dict[str, str])
             user=user,
             sealed=sealed,
             code=pyotp.TOTP(secret).now(),
-            keyring=settings.keyring,
+            keyring=keyring_for(settings),
             ttl=600,
             actor=OPERATOR,
         )

@@ -8,7 +8,7 @@ import hashlib
 import pyotp
 import pytest
 
-from db import totp
+from db.factors import totp
 
 SEED_SHA1 = base64.b32encode(b"12345678901234567890").decode()
 SEED_SHA256 = base64.b32encode(b"12345678901234567890123456789012").decode()

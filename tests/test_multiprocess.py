@@ -21,10 +21,12 @@ from sqlmodel import select
 from db import mfa, migrate, throttle
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
+from db.factors import totp
 from db.models import RecoveryCode, Throttle, User
 from db.users import create_user
 from tests.conftest import PASSWORD, PG_URL
 from tests.support_processes import Browser, Server, start_server, stop, throwaway_database, wait_ready
+from web.app import hasher_for, keyring_for  # noqa: I001
 from web.config import load_settings
 
 ENV = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
@@ -63,17 +65,17 @@ def enrol_accounts(engine: Engine, env: dict[str, str], names: list[str]) -> dic
                 email=f"{name}@example.com",
                 role="agent",
                 password=PASSWORD,
-                hasher=settings.password_hasher,
+                hasher=hasher_for(settings),
                 actor=OPERATOR,
             )
-            sealed, secret = mfa.begin_enrolment(settings.keyring, user_id=user.id or 0)
+            sealed, secret = totp.begin_enrolment(keyring_for(settings), user_id=user.id or 0)
             at = time.time() - 60
             changed = mfa.confirm_totp(
                 session,
                 user=user,
                 sealed=sealed,
                 code=pyotp.TOTP(secret).at(int(at)),
-                keyring=settings.keyring,
+                keyring=keyring_for(settings),
                 ttl=600,
                 actor=OPERATOR,
                 at=at,

@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from db import codes, totp
+from db.factors import recovery_codes as codes
+from db.factors import totp
 from web.safety import safe_next
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from db import codes
 from db.engine import open_session
+from db.factors import recovery_codes as codes
 from db.models import RecoveryCode, SecurityEvent
 from tests.conftest import Auth, Member, backup_codes, make_settings
 from web.app import create_app
@@ -57,14 +57,14 @@ def test_codes_are_stored_only_as_argon2id_hashes(auth: Auth, member: Member, en
 def test_a_used_code_is_refused_and_the_count_drops(auth: Auth, member: Member, client: TestClient) -> None:
     auth.login(member)
     auth.enable_totp(member)
-    assert "10 backup codes left" in client.get("/settings/mfa/totp").text
+    assert "10 of 10 left" in client.get("/settings/mfa/totp").text
     auth.logout()
     code = (member.codes or [])[0]
     auth.password(member)
     assert (
         auth.post("/login/verify", {"method": "backup", "backup_code": code}, page="/login/verify").status_code == 303
     )
-    assert "9 backup codes left" in client.get("/settings/mfa/totp").text
+    assert "9 of 10 left" in client.get("/settings/mfa/totp").text
     auth.logout()
     auth.password(member)
     again = auth.post("/login/verify", {"method": "backup", "backup_code": code}, page="/login/verify")
@@ -74,14 +74,14 @@ def test_a_used_code_is_refused_and_the_count_drops(auth: Auth, member: Member, 
 def test_regenerate_replaces_every_code(auth: Auth, member: Member, client: TestClient, engine: Engine) -> None:
     auth.login(member)
     auth.enable_totp(member)
-    response = auth.post("/mfa/recovery-codes/regenerate", page="/settings", headers=HX)
+    response = auth.post("/settings/mfa/backup-codes/regenerate", page="/settings", headers=HX)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert "New backup codes are ready" in response.text
     fresh = backup_codes(response.text)
     assert len(fresh) == 10 and not set(fresh) & set(member.codes or [])
     later = client.get("/settings/mfa/totp").text
-    assert backup_codes(later) == [] and "10 backup codes left" in later
+    assert backup_codes(later) == [] and "10 of 10 left" in later
     auth.logout()
     auth.password(member)
     old = auth.post("/login/verify", {"method": "backup", "backup_code": (member.codes or [])[1]}, page="/login/verify")
@@ -101,10 +101,10 @@ def test_regenerate_needs_a_fresh_confirmation(tmp_path: Path, engine: Engine, c
         auth.login(member)
         auth.enable_totp(member)
         object.__setattr__(settings, "reauth_window", -1)
-        response = auth.post("/mfa/recovery-codes/regenerate", page="/settings", headers=HX)
+        response = auth.post("/settings/mfa/backup-codes/regenerate", page="/settings", headers=HX)
         assert response.headers["HX-Retarget"] == "#modal"
         assert backup_codes(response.text) == []
-        plain = auth.post("/mfa/recovery-codes/regenerate", page="/settings")
+        plain = auth.post("/settings/mfa/backup-codes/regenerate", page="/settings")
         assert plain.template.name == "auth/reauth.html"  # type: ignore[attr-defined]
     with open_session(engine) as session:
         hashes = {r.code_hash for r in session.exec(select(RecoveryCode))}

@@ -22,7 +22,10 @@ from db.engine import open_session
 from db.events import OPERATOR
 from db.models import SecurityEvent, User
 from tests.conftest import PASSWORD, Auth, Member
-from web.app import routes
+from web.app import (
+    keyring_for,  # noqa: I001
+    routes,
+)
 
 COOKIE = "__Host-chat360_session"
 TOKEN_EXPIRED = "Your form expired"
@@ -70,7 +73,7 @@ class World:
         self.agent = auth.create("agent@example.com", "agent")
         with open_session(engine) as session:
             hook, _ = sensitive.add_webhook(
-                session, url="https://hooks.example/a", keyring=auth.settings.keyring, actor=OPERATOR
+                session, url="https://hooks.example/a", keyring=keyring_for(auth.settings), actor=OPERATOR
             )
             self.hook_id = hook.id
             invited = session.get(User, self.agent.user.id)

@@ -120,22 +120,26 @@ def every_kind_of_response(auth: Auth, raw_client: TestClient, admin: Member) ->
         ("200 totp panel", client.get("/settings/mfa/totp", headers=HX)),
     ]
     token = csrf_of(client.get("/settings").text)
-    responses.append(("200 QR code", client.post("/mfa/totp/activate", data={"csrf_token": token}, headers=HX)))
-    responses.append(("303 activate without htmx", client.post("/mfa/totp/activate", data={"csrf_token": token})))
+    responses.append(("200 QR code", client.post("/settings/mfa/totp/enable", data={"csrf_token": token}, headers=HX)))
+    responses.append(
+        ("303 activate without htmx", client.post("/settings/mfa/totp/enable", data={"csrf_token": token}))
+    )
     responses.append(("200 QR code page", client.get("/settings/mfa/totp")))
     response = client.get("/settings/mfa/totp", headers=HX)
     admin.secret = re.search(r'id="setup-key-value">([A-Z2-7 ]+)<', response.text).group(1).replace(" ", "")  # type: ignore[union-attr]
     responses.append(
         (
             "422 wrong code",
-            client.post("/mfa/totp/confirm", data={"csrf_token": token, "code": "000000"}, headers=HX),
+            client.post("/settings/mfa/totp/confirm", data={"csrf_token": token, "code": "000000"}, headers=HX),
         )
     )
-    codes = client.post("/mfa/totp/confirm", data={"csrf_token": token, "code": admin.fresh_code()}, headers=HX)
+    codes = client.post(
+        "/settings/mfa/totp/confirm", data={"csrf_token": token, "code": admin.fresh_code()}, headers=HX
+    )
     responses.append(("200 backup codes", codes))
     token = csrf_of(client.get("/settings").text)
     responses += [
-        ("200 regenerated codes", client.post("/mfa/recovery-codes/regenerate", data={"csrf_token": token})),
+        ("200 regenerated codes", client.post("/settings/mfa/backup-codes/regenerate", data={"csrf_token": token})),
         ("200 webhooks", client.get("/settings/webhooks")),
         (
             "200 webhook secret",

@@ -91,21 +91,23 @@ def test_ascii_spaces_around_and_inside_a_code_are_fine(auth: Auth, member_with_
 def test_every_code_field_refuses_lookalike_digits(auth: Auth, member: Member, engine: Engine) -> None:
     """Rule 12 on the other paths that take a code: Confirm, "Confirm it's you" and Disable."""
     auth.login(member)
-    response = auth.post("/mfa/totp/activate", page="/settings", headers={"HX-Request": "true"})
+    response = auth.post("/settings/mfa/totp/enable", page="/settings", headers={"HX-Request": "true"})
     member.secret = setup_key(response.text)
     code = member.fresh_code()
-    response = auth.post("/mfa/totp/confirm", {"code": code.translate(FULLWIDTH)}, page="/settings")
+    response = auth.post("/settings/mfa/totp/confirm", {"code": code.translate(FULLWIDTH)}, page="/settings")
     clean(response)
     assert response.status_code == 422 and "Incorrect code" in response.text
     assert failures(engine, member) == 1
-    assert auth.post("/mfa/totp/confirm", {"code": code}, page="/settings").status_code == 200
+    assert auth.post("/settings/mfa/totp/confirm", {"code": code}, page="/settings").status_code == 200
     fields = {"reauth_factor": "totp", "reauth_method": "GET", "reauth_next": "/settings"}
     response = auth.post(
         "/reauth", fields | {"reauth_secret": member.fresh_code().translate(FULLWIDTH)}, page="/settings"
     )
     clean(response)
     assert response.status_code == 422
-    response = auth.post("/mfa/totp/disable", {"code": member.fresh_code().translate(ARABIC_INDIC)}, page="/settings")
+    response = auth.post(
+        "/settings/mfa/totp/disable", {"code": member.fresh_code().translate(ARABIC_INDIC)}, page="/settings"
+    )
     clean(response)
     assert response.status_code == 422
     assert failures(engine, member) == 2  # the right code at Confirm cleared the first
@@ -162,8 +164,8 @@ def test_every_field_is_bounded(auth: Auth, engine: Engine) -> None:
         "/settings/webhooks": {"url": "https://example.com/" + LONG},
         "/settings/billing": {"plan": LONG, "billing_email": LONG + "@example.com"},
         "/reauth": {"reauth_secret": LONG, "reauth_next": "/" + LONG, "reauth_method": LONG, "reauth_factor": LONG},
-        "/mfa/totp/confirm": {"code": LONG},
-        "/mfa/totp/disable": {"code": LONG, "method": LONG, "backup_code": LONG},
+        "/settings/mfa/totp/confirm": {"code": LONG},
+        "/settings/mfa/totp/disable": {"code": LONG, "method": LONG, "backup_code": LONG},
         "/settings/password": {"current_password": LONG, "new_password": LONG},
     }
     for path, data in posts.items():
@@ -290,7 +292,7 @@ def test_broken_encodings_and_json_are_clear_4xx(auth: Auth, member: Member) -> 
     auth.login(member)
     token = csrf_of(auth.client.get("/settings").text)
     for body, content_type, _ in cases:
-        response = raw_post(auth.client, "/mfa/totp/confirm", body, content_type, token)
+        response = raw_post(auth.client, "/settings/mfa/totp/confirm", body, content_type, token)
         assert response.status_code < 500 and "Traceback" not in response.text  # type: ignore[attr-defined]
 
 

@@ -22,10 +22,11 @@ from db import mfa, migrate, sensitive
 from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
+from db.factors import totp
 from db.models import TotpDevice, Webhook
 from db.users import create_user
 from tests.conftest import PG_URL, Auth, Clock, Member, backup_codes, make_settings, setup_key
-from web.app import create_app
+from web.app import create_app, hasher_for, keyring_for  # noqa: I001
 from web.config import Settings, keys_file, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def test_setup_key_and_backup_codes_are_never_stored_or_sent_in_the_clear(
         auth = Auth(client, engine, settings)
         member = auth.create("holder@example.com")
         auth.login(member)
-        response = auth.post("/mfa/totp/activate", page="/settings", headers={"HX-Request": "true"})
+        response = auth.post("/settings/mfa/totp/enable", page="/settings", headers={"HX-Request": "true"})
         member.secret = setup_key(response.text)
         pending = cookie_text(client).encode()
         assert b"mfa.pending" in pending, "expected the sealed pending secret in the cookie"
@@ -90,7 +91,7 @@ def test_setup_key_and_backup_codes_are_never_stored_or_sent_in_the_clear(
         with open_session(engine) as session:
             assert session.exec(select(TotpDevice)).first() is None
 
-        response = auth.post("/mfa/totp/confirm", {"code": member.fresh_code()}, page="/settings")
+        response = auth.post("/settings/mfa/totp/confirm", {"code": member.fresh_code()}, page="/settings")
         codes = backup_codes(response.text)
         assert len(codes) == 10
         after = cookie_text(client).encode()
@@ -124,10 +125,10 @@ def enrol(engine: Engine, settings: Settings, keyring: Keyring, at: float) -> tu
             email="rotating@example.com",
             role="admin",
             password="correct horse battery staple",
-            hasher=settings.password_hasher,
+            hasher=hasher_for(settings),
             actor=OPERATOR,
         )
-        sealed, secret = mfa.begin_enrolment(keyring, user_id=user.id or 0)
+        sealed, secret = totp.begin_enrolment(keyring, user_id=user.id or 0)
         code = pyotp.TOTP(secret).at(int(at))
         changed = mfa.confirm_totp(
             session, user=user, sealed=sealed, code=code, keyring=keyring, ttl=600, actor=OPERATOR, at=at
@@ -173,7 +174,7 @@ def test_rotation_with_keys_in_the_environment(tmp_path: Path, clock: Clock) -> 
     old, new = new_key(), new_key()
     url, engine = file_database(tmp_path)
     settings = make_settings(tmp_path, database_url=url, totp_clock=clock, mfa_keys=(old,))
-    member, count = enrol(engine, settings, settings.keyring, clock())
+    member, count = enrol(engine, settings, keyring_for(settings), clock())
     both = make_settings(tmp_path, database_url=url, totp_clock=clock, mfa_keys=(new, old))
     assert second_step(both, engine, member).status_code == 303
 
@@ -222,7 +223,7 @@ def test_a_foreign_key_fails_closed(tmp_path: Path, clock: Clock) -> None:
     (never a 500, never a trace), MFA stays on, and neither step-up nor Disable get around it."""
     url, engine = file_database(tmp_path)
     settings = make_settings(tmp_path, database_url=url, totp_clock=clock)
-    member, _ = enrol(engine, settings, settings.keyring, clock())
+    member, _ = enrol(engine, settings, keyring_for(settings), clock())
     foreign = make_settings(tmp_path, database_url=url, totp_clock=clock, mfa_keys=(new_key(),))
     response = second_step(foreign, engine, member)
     assert response.status_code == 422  # type: ignore[attr-defined]
@@ -237,7 +238,9 @@ def test_a_foreign_key_fails_closed(tmp_path: Path, clock: Clock) -> None:
         )
         fields = {"reauth_factor": "totp", "reauth_secret": member.fresh_code(), "reauth_method": "GET"}
         assert auth.post("/reauth", fields, page="/settings").status_code == 422
-        assert auth.post("/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings").status_code == 422
+        assert (
+            auth.post("/settings/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings").status_code == 422
+        )
     with open_session(engine) as session:
         assert session.exec(select(TotpDevice)).first() is not None
     engine.dispose()
@@ -262,7 +265,7 @@ def test_rotation_with_keys_that_cannot_open_the_secrets_fails_cleanly(tmp_path:
     stored secret exits 1 with a one-line message, no traceback, and changes nothing."""
     url, engine = file_database(tmp_path)
     settings = make_settings(tmp_path, database_url=url, totp_clock=clock)
-    enrol(engine, settings, settings.keyring, clock())
+    enrol(engine, settings, keyring_for(settings), clock())
     before = stored_ciphertexts(engine)
     env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": url, "MFA_ENCRYPTION_KEYS": new_key()}
     result = cli(env, "keys", "rotate")

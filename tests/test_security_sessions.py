@@ -98,7 +98,7 @@ def test_cookie_attributes_over_https(auth: Auth, member_with_totp: Member) -> N
 def test_pending_enrolment_keeps_the_cookie_small(auth: Auth, member: Member) -> None:
     """Rule 24: the sealed pending secret rides in the cookie; it must stay far below 4096 bytes."""
     auth.login(member)
-    response = auth.post("/mfa/totp/activate", page="/settings")
+    response = auth.post("/settings/mfa/totp/enable", page="/settings")
     attrs = cookie_attrs(response)
     assert "mfa.pending" in payload(attrs["value"])
     assert len(response.headers["set-cookie"]) < 4096
@@ -190,7 +190,12 @@ def test_password_only_cookie_never_reaches_a_signed_in_page(auth: Auth, engine:
         partial = client.get(path, headers=HX)
         assert partial.status_code == 401 and partial.headers.get("hx-redirect") == "/login/verify", path
         assert admin.email not in partial.text, path
-    for path in ("/mfa/totp/activate", "/mfa/recovery-codes/regenerate", "/settings/sessions/revoke", "/team/policy"):
+    for path in (
+        "/settings/mfa/totp/enable",
+        "/settings/mfa/backup-codes/regenerate",
+        "/settings/sessions/revoke",
+        "/team/policy",
+    ):
         response = client.post(path, data={"csrf_token": token, "require_admins": "1"})
         assert response.status_code == 303 and response.headers["location"] == "/login/verify", path
         response = client.post(path, data={"require_admins": "1"}, headers=HX | {"X-CSRF-Token": token})
@@ -261,8 +266,8 @@ def test_mfa_changes_end_other_sessions_and_rotate_this_one(
         second.login(member)
 
     change("enable", lambda: auth.enable_totp(member))
-    change("regenerate", lambda: auth.post("/mfa/recovery-codes/regenerate", page="/settings"))
-    change("disable", lambda: auth.post("/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings"))
+    change("regenerate", lambda: auth.post("/settings/mfa/backup-codes/regenerate", page="/settings"))
+    change("disable", lambda: auth.post("/settings/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings"))
 
     for label, old, new in changes:
         assert payload(old)["auth.sid"] != payload(new)["auth.sid"], label

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from db.engine import open_session
 from db.models import Webhook
 from tests.conftest import Auth, Member
+from web.app import keyring_for  # noqa: I001
 
 HX = {"HX-Request": "true"}
 
@@ -40,7 +41,7 @@ def test_add_toggle_and_delete_a_webhook(auth: Auth, admin: Member, client: Test
     assert secret
     [hook] = _hooks(engine)
     assert secret.group(1) not in hook.secret_encrypted
-    assert auth.settings.keyring.decrypt(hook.secret_encrypted) == secret.group(1)
+    assert keyring_for(auth.settings).decrypt(hook.secret_encrypted) == secret.group(1)
     assert secret.group(1) not in client.get("/settings/webhooks").text  # shown once
     toggle = auth.post(f"/settings/webhooks/{hook.id}/toggle", {"enabled": "0"}, page="/settings/webhooks")
     assert toggle.status_code == 303

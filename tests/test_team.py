@@ -25,6 +25,8 @@ def _policy(engine: Engine, **values: object) -> None:
         policy = session.get(OrgPolicy, 1) or OrgPolicy(id=1)
         for key, value in values.items():
             setattr(policy, key, value)
+        policy.admins_since = policy.admins_since or (now() if policy.require_admins else None)
+        policy.agents_since = policy.agents_since or (now() if policy.require_agents else None)
         session.add(policy)
         session.commit()
 
@@ -138,7 +140,7 @@ def test_policy_forbids_turning_mfa_off(auth: Auth, member: Member, engine: Engi
     auth.login(member)
     auth.enable_totp(member)
     _policy(engine, require_agents=True)
-    response = auth.post("/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings", headers=HX)
+    response = auth.post("/settings/mfa/totp/disable", {"code": member.fresh_code()}, page="/settings", headers=HX)
     assert response.status_code == 422 and "requires multi-factor authentication" in response.text
     with open_session(engine) as session:
         assert len(list(session.exec(select(TotpDevice)))) == 1
@@ -194,11 +196,11 @@ def test_enrolment_under_the_policy_can_confirm_its_way_through_a_stale_session(
     _policy(engine, require_agents=True)
     auth.login(member)
     auth.age_sessions(STALE)
-    stale = auth.post("/mfa/totp/activate", page="/settings/mfa/totp")
+    stale = auth.post("/settings/mfa/totp/enable", page="/settings/mfa/totp")
     assert stale.template.name == "auth/reauth.html"  # type: ignore[attr-defined]
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', stale.text))
     verified = client.post("/reauth", data=fields | {"reauth_secret": member.password})
-    assert verified.status_code == 307 and verified.headers["location"] == "/mfa/totp/activate"
-    resumed = client.post("/mfa/totp/activate", data=fields)
+    assert verified.status_code == 307 and verified.headers["location"] == "/settings/mfa/totp/enable"
+    resumed = client.post("/settings/mfa/totp/enable", data=fields)
     assert resumed.status_code == 303 and resumed.headers["location"] == "/settings/mfa/totp"
     assert "setup-key-value" in client.get("/settings/mfa/totp").text

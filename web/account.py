@@ -2,94 +2,72 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from db import login, notices, users
-from db.throttle import Throttled
-from web import guards
-from web.forms import field, throttled_message
-from web.offload import hashing
+from db import notices, signin, users
+from db.errors import DomainError
+from web.guards import Context, guarded
 from web.safety import safe_next
-from web.templating import render
+from web.templating import render, url_path
+
+SETTINGS, SECTION = "account/settings.html", "account/_mfa_section.html"
 
 
-async def healthz(request: Request) -> Response:
+@guarded(signed_in=False)
+async def healthz(ctx: Context) -> Response:
     return PlainTextResponse("ok")
 
 
-async def show_dashboard(request: Request) -> Response:
-    member = guards.member(request)
-    with guards.db(request) as session:
-        unread = notices.unread(session, user_id=member.user.id or 0)
-    return render(request, "account/dashboard.html", None, {"notices": unread})
+@guarded()
+async def show_dashboard(ctx: Context) -> Response:
+    unread = await ctx.run(notices.unread, user_id=ctx.member.user.id)
+    return render(ctx.request, "account/dashboard.html", None, {"notices": unread})
 
 
-async def dismiss_notices(request: Request) -> Response:
-    member = guards.member(request)
-    with guards.db(request) as session:
-        notices.dismiss(session, user_id=member.user.id or 0)
-    return (
-        render(request, "account/dashboard.html", "account/_notices.html", {"notices": []})
-        if request.headers.get("HX-Request")
-        else RedirectResponse("/", status_code=303)
-    )
+@guarded()
+async def dismiss_notices(ctx: Context) -> Response:
+    await ctx.run(notices.dismiss, user_id=ctx.member.user.id)
+    redirect = url_path(ctx.request, "show_dashboard")
+    return render(ctx.request, "account/dashboard.html", "account/_notices.html", {"notices": []}, redirect=redirect)
 
 
-async def dismiss_policy_banner(request: Request) -> Response:
+@guarded()
+async def dismiss_policy_banner(ctx: Context) -> Response:
     """Hide the grace-period reminder for this session; it comes back at the next sign-in."""
-    guards.member(request)
-    form = await request.form()
-    request.session["policy.banner_dismissed"] = True
-    return RedirectResponse(safe_next(field(form, "next", 600)), status_code=303)
+    ctx.session["policy.banner_dismissed"] = True
+    return RedirectResponse(safe_next(ctx.field("next", 600)), status_code=303)
 
 
-async def show_settings(request: Request) -> Response:
+@guarded()
+async def show_settings(ctx: Context) -> Response:
     """Settings; `?section=mfa` expands the MFA section (the htmx toggle asks for just that section)."""
-    guards.member(request)
-    expanded = request.query_params.get("section") == "mfa"
+    query = ctx.request.query_params
     context = {
-        "expanded": expanded,
+        "expanded": query.get("section") == "mfa",
         "panel": None,
-        "password_changed": request.query_params.get("password") == "changed",
+        "password_changed": query.get("password") == "changed",
     }
-    return render(request, "account/settings.html", "account/_mfa_section.html", context)
+    return render(ctx.request, SETTINGS, SECTION, context)
 
 
-async def change_password(request: Request) -> Response:
+@guarded()
+async def change_password(ctx: Context) -> Response:
     """A new password ends every other session; this one continues on a new token."""
-    member = guards.member(request)
-    form = await request.form()
-    config = guards.settings(request)
-    context: dict[str, object] = {"expanded": False, "panel": None}
+    current, new = ctx.field("current_password", 1024), ctx.field("new_password", 1024)
     try:
-        with guards.db(request) as session:
-            token = await hashing(
-                request,
-                users.change_password,
-                session=session,
-                user=member.user,
-                current=field(form, "current_password", 1024),
-                new=field(form, "new_password", 1024),
-                hasher=config.password_hasher,
-                actor=guards.actor(request, member),
-            )
-    except users.IncorrectPassword:
-        context["password_errors"] = {"current_password": "Incorrect password."}
-        return render(request, "account/settings.html", None, context, status_code=422)
-    except users.InvalidInput as exc:
-        context["password_errors"] = {"new_password": exc.message}
-        return render(request, "account/settings.html", None, context, status_code=422)
-    except Throttled as exc:
-        context["password_errors"] = {"current_password": throttled_message(exc)}
-        return render(request, "account/settings.html", None, context, status_code=429)
-    request.session[guards.SID] = token
-    return RedirectResponse("/settings?password=changed", status_code=303)
+        ctx.rotate(await ctx.run(users.change_password, user_id=ctx.member.user.id, current=current, new=new))
+    except DomainError as error:
+        context = {
+            "expanded": False,
+            "panel": None,
+            "password_errors": {error.field or "current_password": error.message},
+        }
+        return render(ctx.request, SETTINGS, None, context, status_code=error.status)
+    return RedirectResponse(url_path(ctx.request, "show_settings") + "?password=changed", status_code=303)
 
 
-async def sign_out_others(request: Request) -> Response:
-    member = guards.member(request)
-    with guards.db(request) as session:
-        ended = login.end_other_sessions(session, member=member, actor=guards.actor(request, member))
+@guarded()
+async def sign_out_others(ctx: Context) -> Response:
+    ended = await ctx.run(signin.sign_out_others, member=ctx.member)
     context = {"expanded": True, "panel": None, "status": f"Signed out of {ended} other session(s)."}
-    return render(request, "account/settings.html", "account/_mfa_section.html", context)
+    return render(ctx.request, SETTINGS, SECTION, context)

@@ -1,166 +1,99 @@
-"""Team (members, MFA policy, reset and unlock) for admins, and Security activity for everyone."""
+"""Team (members, MFA policy, reset, unlock, remove) for admins. Every change here asks "Confirm it's
+you" by rule: `@guarded(admin=True)` on a POST route requires a fresh second-factor check."""
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from db import events, mfa, org
-from db.users import InvalidInput
-from web import guards
-from web.forms import field
-from web.safety import RowId
-from web.templating import render
+from db import mfa, org
+from db.errors import DomainError
+from db.models import ROLES
+from web.guards import Context, guarded
+from web.templating import render, url_path
 
 FLASH = "team.status"
 
 
-def _team(request: Request, *, status_code: int = 200, **extra: object) -> Response:
-    with guards.db(request) as session:
-        members = org.list_members(session)
-        policy = org.get_policy(session)
-    context = {"members": members, "policy": policy, "roles": org.ROLES, "errors": {}, "status": None, "link": None}
-    return render(request, "admin/team.html", "admin/_team.html", context | extra, status_code=status_code)
+async def team(ctx: Context, *, status_code: int = 200, **extra: Any) -> Response:
+    members, policy = await ctx.run(org.team)
+    context = {"members": members, "policy": policy, "roles": ROLES, "errors": {}, "status": None, "link": None}
+    return render(ctx.request, "admin/team.html", "admin/_team.html", context | extra, status_code=status_code)
 
 
-def _done(request: Request, status: str) -> Response:
+async def done(ctx: Context, status: str, **extra: Any) -> Response:
     """The Team section again with what was done: swapped in for htmx, or after a redirect (the message
     waits in the session for the next page)."""
-    if request.headers.get("HX-Request") != "true":
-        request.session[FLASH] = status
-        return RedirectResponse("/team", status_code=303)
-    return _team(request, status=status)
+    if ctx.request.headers.get("HX-Request") != "true" and not extra:
+        ctx.session[FLASH] = status
+        return render(ctx.request, "admin/team.html", redirect=url_path(ctx.request, "show_team"))
+    return await team(ctx, status=status, **extra)
 
 
-async def show_team(request: Request) -> Response:
-    guards.admin(request)
-    return _team(request, status=request.session.pop(FLASH, None))
+async def refused(ctx: Context, error: DomainError, **extra: Any) -> Response:
+    return await team(ctx, errors={error.field or "role": error.message}, status_code=error.status, **extra)
 
 
-async def add_member(request: Request) -> Response:
-    member = guards.admin(request)
-    form = await request.form()
-    email, role = field(form, "email", 320), field(form, "role", 16)
-    config = guards.settings(request)
+@guarded(admin=True)
+async def show_team(ctx: Context) -> Response:
+    return await team(ctx, status=ctx.session.pop(FLASH, None))
+
+
+@guarded(admin=True)
+async def add_member(ctx: Context) -> Response:
+    email, role = ctx.field("email", 320), ctx.field("role", 16)
     try:
-        with guards.db(request) as session:
-            user, token = org.add_member(
-                session, email=email, role=role, hasher=config.password_hasher, actor=guards.actor(request, member)
-            )
-    except InvalidInput as exc:
-        return _team(request, errors={exc.field: exc.message}, new_email=email, status_code=422)
-    link = str(request.url_for("show_set_password", token=token))
-    return _team(request, status=f"Added {user.email}. Send them this one-time link to choose a password:", link=link)
+        user, token = await ctx.run(org.add_member, email=email, role=role)
+    except DomainError as error:
+        return await refused(ctx, error, new_email=email)
+    link = ctx.settings.public_url + url_path(ctx.request, "show_set_password", token=token)
+    return await done(ctx, f"Added {user.email}. Send them this one-time link to choose a password:", link=link)
 
 
-def _target(request: Request, session: object) -> org.User:
-    user = org.get_member(session, user_id=request.path_params["id"])  # type: ignore[arg-type]
-    if user is None:
-        raise HTTPException(404)
-    return user
-
-
-async def change_role(request: Request) -> Response:
-    member = guards.admin(request)
-    guards.require_recent_auth(request, member)
-    form = await request.form()
+@guarded(admin=True)
+async def change_role(ctx: Context) -> Response:
     try:
-        with guards.db(request) as session:
-            user = _target(request, session)
-            org.change_role(session, user=user, role=field(form, "role", 16), actor=guards.actor(request, member))
-    except org.LastAdmin:
-        return _team(request, errors={"role": "The organization needs at least one admin."}, status_code=422)
-    except InvalidInput as exc:
-        return _team(request, errors={"role": exc.message}, status_code=422)
-    return _done(request, f"Changed the role of {user.email}.")
+        user = await ctx.run(org.change_role, user_id=ctx.request.path_params["id"], role=ctx.field("role", 16))
+    except DomainError as error:
+        return await refused(ctx, error)
+    return await done(ctx, f"Changed the role of {user.email}.")
 
 
-async def reset_mfa(request: Request) -> Response:
-    member = guards.admin(request)
-    guards.require_recent_auth(request, member)
-    form = await request.form()
-    reason = field(form, "reason", 200).strip() or "lost device"
-    with guards.db(request) as session:
-        user = _target(request, session)
-        mfa.reset_mfa(session, user=user, actor=guards.actor(request, member), reason=reason)
-    return _done(request, f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
-
-
-async def unlock_member(request: Request) -> Response:
-    member = guards.admin(request)
-    with guards.db(request) as session:
-        user = _target(request, session)
-        org.lift_lock(session, user=user, actor=guards.actor(request, member))
-    return _done(request, f"Unlocked {user.email}.")
-
-
-async def save_policy(request: Request) -> Response:
-    member = guards.admin(request)
-    guards.require_recent_auth(request, member)
-    form = await request.form()
+@guarded(admin=True)
+async def reset_mfa(ctx: Context) -> Response:
+    reason = ctx.field("reason", 200).strip() or "lost device"
     try:
-        with guards.db(request) as session:
-            org.save_policy(
-                session,
-                require_admins=field(form, "require_admins") == "1",
-                require_agents=field(form, "require_agents") == "1",
-                grace_days=field(form, "grace_days", 8),
-                actor=guards.actor(request, member),
-            )
-    except InvalidInput as exc:
-        return _team(request, errors={exc.field: exc.message}, status_code=422)
-    return _done(request, "Saved the security policy.")
+        user = await ctx.run(org.get_member, user_id=ctx.request.path_params["id"])
+        await ctx.run(mfa.reset_mfa, user=user, reason=reason)
+    except DomainError as error:
+        return await refused(ctx, error)
+    return await done(ctx, f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
 
 
-def _filter(request: Request, member: guards.Member) -> tuple[events.EventFilter, dict[str, str]]:
-    """Admins may filter by member; everyone else sees only their own events."""
-    query = request.query_params
-    raw = {k: query.get(k, "")[:40] for k in ("member", "kind", "date")}
-    member_id = member.user.id
-    if member.is_admin:
-        member_id = int(raw["member"]) if re.fullmatch(RowId.regex, raw["member"]) else None
-    since = until = None
+@guarded(admin=True)
+async def unlock_member(ctx: Context) -> Response:
     try:
-        day = datetime.strptime(raw["date"], "%Y-%m-%d").replace(tzinfo=UTC) if raw["date"] else None
-    except ValueError:
-        day = None
-    if day:
-        since, until = day, day + timedelta(days=1)
-    kind = raw["kind"] if raw["kind"] in events.KINDS else None
-    return events.EventFilter(member_id=member_id, kind=kind, since=since, until=until), raw
+        user = await ctx.run(org.lift_lock, user_id=ctx.request.path_params["id"])
+    except DomainError as error:
+        return await refused(ctx, error)
+    return await done(ctx, f"Unlocked {user.email}.")
 
 
-async def show_activity(request: Request) -> Response:
-    member = guards.member(request)
-    where, raw = _filter(request, member)
-    with guards.db(request) as session:
-        rows = events.list_events(session, where=where)
-        members = org.list_members(session) if member.is_admin else []
-    context = {"rows": rows, "kinds": events.KINDS, "filters": raw, "members": members}
-    return render(request, "admin/activity.html", "admin/_activity.html", context)
+@guarded(admin=True)
+async def remove_member(ctx: Context) -> Response:
+    try:
+        user = await ctx.run(org.remove_member, user_id=ctx.request.path_params["id"])
+    except DomainError as error:
+        return await refused(ctx, error)
+    return await done(ctx, f"Removed {user.email}; their sessions have ended.")
 
 
-async def export_activity(request: Request) -> Response:
-    member = guards.member(request)
-    where, _ = _filter(request, member)
-    with guards.db(request) as session:
-        rows = events.list_events(session, where=where, limit=100_000)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail"])
-    for e in rows:
-        cells = [e.at.isoformat(), e.kind, e.outcome, e.actor_label, e.target_label, e.ip, e.user_agent, e.detail]
-        writer.writerow([_cell(c) for c in cells])
-    headers = {"Content-Disposition": 'attachment; filename="security-activity.csv"', "Cache-Control": "no-store"}
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-
-
-def _cell(value: str) -> str:
-    """Spreadsheets run cells that start with = + - @ (or a tab or CR); member-supplied text could."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+@guarded(admin=True)
+async def save_policy(ctx: Context) -> Response:
+    wants = {"require_admins": ctx.field("require_admins") == "1", "require_agents": ctx.field("require_agents") == "1"}
+    try:
+        await ctx.run(org.save_policy, grace_days=ctx.field("grace_days", 8), **wants)
+    except DomainError as error:
+        return await refused(ctx, error)
+    return await done(ctx, "Saved the security policy.")

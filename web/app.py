@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import anyio
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from db.crypto import Keyring
 from db.engine import make_engine
-from web import account, admin, auth, errors, guards, mfa, outbox, sensitive
+from db.errors import DomainError
+from db.passwords import make_hasher
+from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
-from web.offload import make_limiter
 from web.protect import RequestGuard, SecurityHeaders
 from web.safety import RowId
-from web.templating import STATIC, make_templates
+from web.templating import STATIC, make_templates, url_path
 
 register_url_convertor("rowid", RowId())
 
@@ -33,6 +41,7 @@ class ImmutableStatic(StaticFiles):
 
 
 def routes() -> list[Route | Mount]:
+    mfa_ = "/settings/mfa"
     return [
         Route("/healthz", account.healthz, name="healthz"),
         Route("/", account.show_dashboard, name="show_dashboard"),
@@ -45,20 +54,20 @@ def routes() -> list[Route | Mount]:
         Route("/logout", auth.sign_out, methods=["POST"], name="sign_out"),
         Route("/reauth", auth.show_reauth, methods=["GET"], name="show_reauth"),
         Route("/reauth", auth.reauthenticate, methods=["POST"], name="reauthenticate"),
-        Route("/setup/{token}", auth.show_setup, methods=["GET"], name="show_setup"),
-        Route("/setup/{token}", auth.claim_instance, methods=["POST"], name="claim_instance"),
-        Route("/set-password/{token}", auth.show_set_password, methods=["GET"], name="show_set_password"),
-        Route("/set-password/{token}", auth.set_password, methods=["POST"], name="set_password"),
+        Route("/setup/{token}", links.show_setup, methods=["GET"], name="show_setup"),
+        Route("/setup/{token}", links.claim_instance, methods=["POST"], name="claim_instance"),
+        Route("/set-password/{token}", links.show_set_password, methods=["GET"], name="show_set_password"),
+        Route("/set-password/{token}", links.set_password, methods=["POST"], name="set_password"),
         Route("/settings", account.show_settings, methods=["GET"], name="show_settings"),
         Route("/settings/password", account.change_password, methods=["POST"], name="change_password"),
         Route("/settings/sessions/revoke", account.sign_out_others, methods=["POST"], name="sign_out_others"),
-        Route("/settings/mfa/totp", mfa.show_totp, methods=["GET"], name="show_totp"),
-        Route("/mfa/totp/activate", mfa.start_totp, methods=["POST"], name="start_totp"),
-        Route("/mfa/totp/cancel", mfa.cancel_totp, methods=["POST"], name="cancel_totp"),
-        Route("/mfa/totp/confirm", mfa.confirm_totp, methods=["POST"], name="confirm_totp"),
-        Route("/mfa/totp/disable", mfa.disable_totp, methods=["POST"], name="disable_totp"),
+        Route(f"{mfa_}/totp", mfa.show_totp, methods=["GET"], name="show_totp"),
+        Route(f"{mfa_}/totp/enable", mfa.start_totp, methods=["POST"], name="start_totp"),
+        Route(f"{mfa_}/totp/cancel", mfa.cancel_totp, methods=["POST"], name="cancel_totp"),
+        Route(f"{mfa_}/totp/confirm", mfa.confirm_totp, methods=["POST"], name="confirm_totp"),
+        Route(f"{mfa_}/totp/disable", mfa.disable_totp, methods=["POST"], name="disable_totp"),
         Route(
-            "/mfa/recovery-codes/regenerate",
+            f"{mfa_}/backup-codes/regenerate",
             mfa.regenerate_recovery_codes,
             methods=["POST"],
             name="regenerate_recovery_codes",
@@ -79,10 +88,40 @@ def routes() -> list[Route | Mount]:
         Route("/team/{id:rowid}/role", admin.change_role, methods=["POST"], name="change_role"),
         Route("/team/{id:rowid}/reset-mfa", admin.reset_mfa, methods=["POST"], name="reset_mfa"),
         Route("/team/{id:rowid}/unlock", admin.unlock_member, methods=["POST"], name="unlock_member"),
-        Route("/activity", admin.show_activity, methods=["GET"], name="show_activity"),
-        Route("/activity.csv", admin.export_activity, methods=["GET"], name="export_activity"),
+        Route("/team/{id:rowid}/remove", admin.remove_member, methods=["POST"], name="remove_member"),
+        Route("/activity", activity.show_activity, methods=["GET"], name="show_activity"),
+        Route("/activity.csv", activity.export_activity, methods=["GET"], name="export_activity"),
+        *moved(
+            {
+                "/mfa/totp/activate": "start_totp",
+                "/mfa/totp/cancel": "cancel_totp",
+                "/mfa/totp/confirm": "confirm_totp",
+                "/mfa/totp/disable": "disable_totp",
+                "/mfa/recovery-codes/regenerate": "regenerate_recovery_codes",
+            }
+        ),
         Mount("/static", app=GZipMiddleware(ImmutableStatic(directory=STATIC)), name="static"),
     ]
+
+
+def moved(paths: dict[str, str]) -> list[Route]:
+    """Earlier addresses of a feature: 308 keeps the method and the body, so an old form still works."""
+
+    def forward(name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return RedirectResponse(url_path(request, name), status_code=308)
+
+        return endpoint
+
+    return [Route(old, forward(name), methods=["POST"]) for old, name in paths.items()]
+
+
+def keyring_for(settings: Settings) -> Keyring:
+    return Keyring(settings.mfa_keys)
+
+
+def hasher_for(settings: Settings) -> PasswordHasher:
+    return make_hasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
@@ -99,6 +138,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         exception_handlers={
             HTTPException: errors.http_error,
             500: errors.server_error,
+            DomainError: errors.domain_error,
             guards.NotSignedIn: errors.not_signed_in,
             guards.SecondStepRequired: errors.second_step_required,
             guards.EnrolmentRequired: errors.enrolment_required,
@@ -108,5 +148,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)
-    app.state.hash_limiter = make_limiter(settings.hash_concurrency)
+    app.state.keyring = keyring_for(settings)
+    app.state.hasher = hasher_for(settings)
+    app.state.hash_limiter = anyio.CapacityLimiter(settings.hashes_at_once)
     return app

@@ -12,7 +12,10 @@ from sqlmodel import Session
 from db import keys, links, mfa, migrate, org, users
 from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
+from db.errors import DomainError
+from db.models import ROLES
 from db.events import OPERATOR
+from web.app import hasher_for
 from web.config import Settings, keys_file, load_settings
 from web.outbox import deliver_now
 
@@ -44,10 +47,10 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
                 email=args.email,
                 role=args.role,
                 password=password,
-                hasher=settings.password_hasher,
+                hasher=hasher_for(settings),
                 actor=OPERATOR,
             )
-        except users.InvalidInput as exc:
+        except DomainError as exc:
             raise Failure(f"{exc.field}: {exc.message}") from exc
         print(f"Created {user.role} {user.email}.")
         if password is None:
@@ -78,7 +81,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
     re-encrypt under its first key (put the new key first, run this, then drop the old ones)."""
     path = keys_file(settings.data_dir)
     managed = path.exists() and tuple(path.read_text().split()) == settings.mfa_keys
-    keyring = Keyring((new_key(), *settings.mfa_keys)) if managed else settings.keyring
+    keyring = Keyring((new_key(), *settings.mfa_keys) if managed else settings.mfa_keys)
     if managed:
         path.write_text("\n".join(keyring.keys) + "\n")  # both keys while re-encrypting
     with _session(settings) as session:
@@ -98,7 +101,8 @@ def cmd_setup_link(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def base_url(settings: Settings) -> str:
-    return f"http://{settings.host}:{settings.port}"
+    """Links are built from PUBLIC_URL, never from a request's Host header."""
+    return settings.public_url
 
 
 def setup_message(settings: Settings, token: str | None) -> str:
@@ -114,8 +118,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from web.serving import NoDelayH11Protocol
 
-    # Each worker hashes passwords on its share of the cores: more would only queue and hold memory.
-    os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // max(1, args.workers))))
+    # Every worker reads WEB_CONCURRENCY (as uvicorn does), so each hashes passwords on its share of the cores.
+    workers = args.workers or settings.web_concurrency
+    os.environ["WEB_CONCURRENCY"] = str(workers)
     with _session(settings) as session:
         token = links.issue_setup_token(session)
     if token:
@@ -125,7 +130,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=args.workers,
+        workers=workers,
         proxy_headers=True,
         http=NoDelayH11Protocol,
         log_level="warning" if args.quiet else "info",
@@ -137,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
     serve = commands.add_parser("serve", help="migrate, print the set-up link if needed, and serve")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=0, help="worker processes (default: WEB_CONCURRENCY or 1)")
     serve.add_argument("--quiet", action="store_true")
     serve.set_defaults(run=cmd_serve)
     commands.add_parser("setup-link", help="print a one-time link that creates the first admin").set_defaults(
@@ -146,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage members").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a member")
     create.add_argument("--email", required=True)
-    create.add_argument("--role", required=True, choices=org.ROLES)
+    create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     create.set_defaults(run=cmd_user_create)
     user.add_parser("list", help="list members").set_defaults(run=cmd_user_list)

@@ -1,5 +1,7 @@
-"""Settings, read once from the environment. Secrets that aren't given are generated once into the data
-directory with mode 0600, so a fresh clone runs with no set-up and keeps its keys across restarts."""
+"""Settings, read once through Starlette's `Config` (the environment, then `.env` when present). Each
+setting's default is written once, on the dataclass field; its environment name is the field's name in
+capitals. Secrets that aren't given are generated once into the data directory with mode 0600, so a fresh
+clone runs with no set-up and keeps its keys across restarts."""
 
 from __future__ import annotations
 
@@ -7,24 +9,29 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from argon2 import PasswordHasher
+from starlette.config import Config
+from starlette.datastructures import Secret
 
-from db.crypto import Keyring, new_key
-from db.passwords import make_hasher
+from db.crypto import new_key
+
+# Fields computed from others or holding secrets: read by hand below.
+_SPECIAL = {"data_dir", "database_url", "secret_key", "mfa_keys", "public_url", "totp_clock"}
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
-    secret_key: str
-    mfa_keys: tuple[str, ...]
+    secret_key: str = field(repr=False)
+    mfa_keys: tuple[str, ...] = field(repr=False)
     app_name: str = "Chat360"
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str = ""  # the address members open; default http://localhost:PORT (passkeys need a name)
     reauth_window: int = 900  # seconds a second-factor check stays fresh for sensitive settings
     idle_timeout: int = 3600  # NIST SP 800-63B-4 AAL2: re-authenticate after 1 h idle ...
     absolute_timeout: int = 86400  # ... and after 24 h in any case
@@ -34,25 +41,29 @@ class Settings:
     smtp_url: str | None = None
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
     debug: bool = False
-    argon2_time_cost: int = 5
-    argon2_memory_kib: int = 65536
-    hash_concurrency: int = 2  # password hashes at once: one per core
+    # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1 (its first listed configuration).
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    web_concurrency: int = 1  # worker processes (uvicorn reads the same WEB_CONCURRENCY)
+    hash_concurrency: int = 0  # password hashes at once per worker; 0: the worker's share of the cores
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
-    password_hasher: PasswordHasher = field(init=False, repr=False, compare=False)
-    keyring: Keyring = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if ":" in self.app_name or not self.app_name.strip():
             # Key Uri Format: the issuer prefixes the label with a colon, so it may not hold one itself.
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
-        hasher = make_hasher(time_cost=self.argon2_time_cost, memory_kib=self.argon2_memory_kib)
-        object.__setattr__(self, "password_hasher", hasher)
-        object.__setattr__(self, "keyring", Keyring(self.mfa_keys))
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://localhost:{self.port}")  # frozen, defaulted once
 
     @property
     def outbox(self) -> Path:
         return self.data_dir / "outbox.txt"
+
+    @property
+    def hashes_at_once(self) -> int:
+        """argon2 releases the GIL: one hash per core runs truly in parallel, more would only queue."""
+        return self.hash_concurrency or max(1, (os.cpu_count() or 1) // max(1, self.web_concurrency))
 
 
 def _secret_file(path: Path, make: str) -> str:
@@ -81,24 +92,25 @@ def keys_file(data_dir: Path) -> Path:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    data_dir = Path(env.get("DATA_DIR", "data")).resolve()
-    secret_key = env.get("SECRET_KEY") or _secret_file(data_dir / "secret_key", secrets.token_urlsafe(48))
-    keys = env.get("MFA_ENCRYPTION_KEYS") or _secret_file(keys_file(data_dir), new_key())
+    env_file = Path(".env")
+    config = Config(env_file if env is None and env_file.exists() else None, environ=os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name not in _SPECIAL:
+            cast = type(f.default) if f.default is not None else str
+            values[f.name] = config(f.name.upper(), cast=cast, default=f.default)
+    data_dir = Path(config("DATA_DIR", default="data")).resolve()
+    secret_key = config("SECRET_KEY", cast=Secret, default="")
+    keys = config("MFA_ENCRYPTION_KEYS", cast=Secret, default="")
     return Settings(
         data_dir=data_dir,
-        database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'chat360.db'}",
-        secret_key=secret_key,
-        mfa_keys=tuple(k.strip() for k in keys.replace("\n", ",").split(",") if k.strip()),
-        app_name=env.get("APP_NAME", "Chat360"),
-        host=env.get("HOST", "127.0.0.1"),
-        port=int(env.get("PORT", "8000")),
-        reauth_window=int(env.get("REAUTH_WINDOW", "900")),
-        idle_timeout=int(env.get("IDLE_TIMEOUT", "3600")),
-        absolute_timeout=int(env.get("ABSOLUTE_TIMEOUT", "86400")),
-        smtp_url=env.get("SMTP_URL") or None,
-        debug=env.get("DEBUG", "") == "1",
-        argon2_time_cost=int(env.get("ARGON2_TIME_COST", "5")),
-        argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "65536")),
-        hash_concurrency=int(env.get("HASH_CONCURRENCY", str(os.cpu_count() or 1))),
+        database_url=config("DATABASE_URL", default="") or f"sqlite:///{data_dir / 'chat360.db'}",
+        secret_key=str(secret_key) or _secret_file(data_dir / "secret_key", secrets.token_urlsafe(48)),
+        mfa_keys=_keys(str(keys) or _secret_file(keys_file(data_dir), new_key())),
+        public_url=config("PUBLIC_URL", default="").rstrip("/"),
+        **values,
     )
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.replace("\n", ",").split(",") if k.strip())

@@ -14,10 +14,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from db import events
+from db.engine import open_session
+from db.errors import DomainError
 from web import guards
+from web.auth import dialog, reauth_context, replay_fields
 from web.protect import apply_security_headers, refusal
 from web.safety import safe_next
-from web.templating import render, wants_partial
+from web.templating import navigate, render, url_path, wants_partial
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -43,14 +46,6 @@ def error_response(request: Request, status: int, message: str | None = None) ->
     return render(request, "errors/error.html", "errors/_alerts.html", context, status_code=status)
 
 
-def navigate(request: Request, url: str, *, status: int = 303) -> Response:
-    """Go to `url`: a redirect for a browser, HX-Redirect for htmx (which never follows a 3xx into a swap)."""
-    if request.headers.get("HX-Request") == "true":
-        code = status if status >= 400 else 200
-        return Response(status_code=code, headers={"HX-Redirect": url, "Vary": "HX-Request, HX-Request-Type"})
-    return RedirectResponse(url, status_code=303)
-
-
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if exc.status_code == 403 and exc.detail != "Forbidden" else None
@@ -68,36 +63,35 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 async def not_signed_in(request: Request, exc: Exception) -> Response:
-    target = "/login?next=" + quote(safe_next(request.url.path), safe="/")
+    target = url_path(request, "show_login") + "?next=" + quote(safe_next(request.url.path), safe="/")
     return navigate(request, target, status=401)
 
 
 async def second_step_required(request: Request, exc: Exception) -> Response:
-    return navigate(request, "/login/verify", status=401)
+    return navigate(request, url_path(request, "show_second_step"), status=401)
 
 
 async def enrolment_required(request: Request, exc: Exception) -> Response:
-    return navigate(request, "/settings/mfa/totp", status=403)
+    return navigate(request, url_path(request, "show_totp"), status=403)
 
 
 async def reauth_required(request: Request, exc: Exception) -> Response:
     """Ask "Confirm it's you": a dialog for htmx, a page otherwise; the original request resumes after."""
     target = safe_next(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     if request.method == "GET" and not wants_partial(request):
-        return RedirectResponse("/reauth?next=" + quote(target, safe="/?=&"), status_code=303)
-    replay = replay_fields(await request.form()) if request.method == "POST" else []
-    member = guards.member(request, enrolling=True)
-    context = {"next": target, "method": request.method, "replay": replay, "reauth_member": member, "error": None}
+        return RedirectResponse(url_path(request, "show_reauth") + "?next=" + quote(target, safe="/?=&"), 303)
+    form = await request.form() if request.method == "POST" else None
+    ctx = guards.Context(request, guards.signed_in_member(request, enrolling=True), form)
+    context = reauth_context(ctx, next_path=target, method=request.method, replay=replay_fields(ctx))
     if wants_partial(request):
-        headers = {"HX-Retarget": "#modal", "HX-Reswap": "innerHTML"}
-        return render(request, "auth/reauth.html", "auth/_reauth_dialog.html", context, headers=headers)
+        return dialog(ctx, context, 200)
     return render(request, "auth/reauth.html", None, context)
 
 
-def replay_fields(form: object) -> list[tuple[str, str]]:
-    """The fields of an interrupted POST, carried through "Confirm it's you" so it can be sent again."""
-    items = form.multi_items()  # type: ignore[attr-defined]
-    return [(k, v) for k, v in items if isinstance(v, str) and not k.startswith(("reauth_", "csrf"))]
+async def domain_error(request: Request, exc: Exception) -> Response:
+    """A refusal no route re-rendered itself (an unknown webhook id, say): its page, with its status."""
+    assert isinstance(exc, DomainError)
+    return error_response(request, exc.status, exc.message)
 
 
 async def refused(scope: object, receive: object, send: object) -> None:
@@ -105,8 +99,10 @@ async def refused(scope: object, receive: object, send: object) -> None:
     request = Request(scope, receive)  # type: ignore[arg-type]
     status, reason = refusal(request)
     if status == 403:
-        with guards.db(request) as session:
-            events.record(session, "csrf_refused", actor=guards.actor(request), outcome="failure", detail=reason)
+        ip = request.client.host if request.client else ""
+        actor = events.Actor(None, "", ip, request.headers.get("user-agent", "")[:255])
+        with open_session(request.app.state.engine) as session:
+            events.record(session, "csrf_refused", actor=actor, outcome="failure", detail=reason)
             session.commit()
     response = error_response(request, status, REFUSALS.get(reason))
     await response(scope, receive, send)  # type: ignore[arg-type]

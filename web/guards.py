@@ -1,30 +1,41 @@
-"""Who is asking, and whether they may: signed in, past the second step, enrolled as the policy demands,
-an admin, recently re-authenticated. Each check raises an exception that `web.errors` turns into the
-right answer for a page or an htmx partial."""
+"""The request context: who is asking and whether they may (signed in, past the second step, enrolled as
+the policy demands, an admin, recently re-authenticated), and the plumbing every route shares: the form,
+a database session, the actor, the keyring, the hasher and the clock.
+
+What a route needs is declared with it, `@guarded(admin=True)`, so no route can forget a check: every
+state-changing admin route asks "Confirm it's you" by rule (security requirement 41). Each refusal raises
+an exception that `web.errors` turns into the right answer for a page or an htmx partial.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlmodel import Session
+import anyio.to_thread
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 
-from db import signins
+from db import sessions
 from db.clock import now
 from db.engine import open_session
 from db.events import Actor
-from db.signins import Member
+from db.member import Member
 from web.config import Settings
 
-SID = "auth.sid"  # the signed-in session's token
+SID = "auth.sid"  # the session's token (signed in, or pending the second step)
+PENDING = "auth.pending"  # password accepted, second step not yet
 SINCE = "auth.since"  # when the member signed in (absolute lifetime)
 SEEN = "auth.seen"  # last activity (idle timeout), refreshed at most every few seconds
-PENDING_USER = "login.user"  # password accepted, second step not yet
-PENDING_AT = "login.at"
 ENROLMENT = "mfa.pending"  # the sealed, not yet confirmed authenticator secret
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+T = TypeVar("T")
 
 
 class NotSignedIn(Exception):
@@ -43,39 +54,127 @@ class ReauthRequired(Exception):
     pass
 
 
-def settings(request: Request) -> Settings:
-    return request.app.state.settings
+@dataclass(frozen=True)
+class Guard:
+    """What a route asks of the request before it runs."""
+
+    signed_in: bool = True
+    admin: bool = False
+    step_up: bool = False  # also for reading (Webhooks, Billing); admin changes always need it
+    enrolling: bool = False  # a member whom the policy holds at enrolment may use it
+
+    def needs_step_up(self, method: str) -> bool:
+        return self.step_up or (self.admin and method not in SAFE_METHODS)
 
 
-@contextmanager
-def db(request: Request) -> Iterator[Session]:
-    with open_session(request.app.state.engine) as session:
-        yield session
+class Context:
+    def __init__(self, request: Request, member: Member | None, form: FormData | None) -> None:
+        self.request = request
+        self.member_or_none = member
+        self.form = form
+        self.settings: Settings = request.app.state.settings
+
+    @property
+    def member(self) -> Member:
+        assert self.member_or_none is not None, "the route is guarded as signed in"
+        return self.member_or_none
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return self.request.session
+
+    def field(self, name: str, limit: int = 256) -> str:
+        """A form field as text, cut at `limit`. A NUL (which PostgreSQL text can't hold) becomes U+FFFD,
+        so it fails validation like any other wrong character instead of failing the query."""
+        value = self.form.get(name, "") if self.form is not None else ""
+        return value[:limit].replace("\x00", "\ufffd") if isinstance(value, str) else ""
+
+    @property
+    def actor(self) -> Actor:
+        request, member = self.request, self.member_or_none
+        ip = request.client.host if request.client else ""
+        ua = request.headers.get("user-agent", "")[:255]
+        if member is None:
+            return Actor(None, "", ip, ua)
+        return Actor(member.user.id, member.user.email, ip, ua, member.auth.id)
+
+    async def run(self, service: Callable[..., T], /, **kwargs: Any) -> T:
+        """Call a model service in a worker thread with a database session and whichever of actor,
+        keyring, hasher and clock (`at`) it takes. Services that hash a password wait for a place in the
+        bounded hashing pool; everything else (TOTP checks, backup codes) never queues behind them."""
+        state = self.request.app.state
+        provided = {
+            "actor": lambda: self.actor,
+            "keyring": lambda: state.keyring,
+            "hasher": lambda: state.hasher,
+            "at": lambda: self.settings.totp_clock(),
+        }
+        wanted = _parameters(service)
+        for name, make in provided.items():
+            if name in wanted and name not in kwargs:
+                kwargs[name] = make()
+        limiter = state.hash_limiter if "hasher" in wanted else None
+
+        def call() -> T:
+            with open_session(state.engine) as db:
+                return service(db, **kwargs)
+
+        return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+    def rotate(self, token: str | None) -> None:
+        """The session continues on a new token (its privilege changed): the cookie follows, and the
+        member is loaded again when next asked for."""
+        if token:
+            self.session[SID] = token
+            self.member_or_none = _load(self.request)
+
+    def start_session(self, token: str, *, pending: bool = False) -> None:
+        """A new session in a fresh cookie session: a new privilege level gets a new CSRF token too."""
+        at = int(time.time())
+        self.session.clear()
+        self.session.update({SID: token, SINCE: at, SEEN: at} | ({PENDING: True} if pending else {}))
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+@functools.cache
+def _parameters(service: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(service).parameters)
 
 
-def actor(request: Request, member: Member | None = None) -> Actor:
-    ua = request.headers.get("user-agent", "")[:255]
-    if member is None:
-        return Actor(None, "", client_ip(request), ua)
-    return Actor.of(member.user, ip=client_ip(request), user_agent=ua, session_id=member.auth.id)
+def guarded(
+    *, signed_in: bool = True, admin: bool = False, step_up: bool = False, enrolling: bool = False
+) -> Callable[[Callable[[Context], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """Declare what a route needs; the endpoint receives the request's Context."""
+    guard = Guard(signed_in=signed_in or admin or step_up, admin=admin, step_up=step_up, enrolling=enrolling)
+
+    def wrap(route: Callable[[Context], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(route)
+        async def endpoint(request: Request) -> Response:
+            return await route(await context(request, guard))
+
+        endpoint.guard = guard  # type: ignore[attr-defined]
+        return endpoint
+
+    return wrap
 
 
-def begin_session(request: Request, values: dict[str, object]) -> None:
-    """Replace the whole cookie session: a new privilege level gets a new session (and CSRF token)."""
-    request.session.clear()
-    request.session.update(values)
+async def context(request: Request, guard: Guard) -> Context:
+    form = await request.form() if request.method not in SAFE_METHODS else None
+    request.state.resumed = form is not None and "reauth_next" in form  # sent again after "Confirm it's you"
+    member = None
+    if guard.signed_in:
+        member = signed_in_member(request, enrolling=guard.enrolling)
+        if guard.admin and not member.is_admin:
+            raise HTTPException(403, "Only admins can open this page.")
+        if guard.needs_step_up(request.method):
+            require_recent_check(request, member)
+    return Context(request, member, form)
 
 
-def member(request: Request, *, enrolling: bool = False) -> Member:
+def signed_in_member(request: Request, *, enrolling: bool = False) -> Member:
     """The signed-in member. `enrolling` lets a member whom the policy holds at enrolment through."""
     found: Member | None = getattr(request.state, "member", None)
     if found is None:
-        found = _load(request)
-        request.state.member = found
+        found = request.state.member = _load(request)
     if found.must_enrol and not enrolling:
         raise EnrolmentRequired()
     return found
@@ -85,41 +184,30 @@ def _load(request: Request) -> Member:
     session = request.session
     token = session.get(SID)
     if not isinstance(token, str):
-        raise SecondStepRequired() if PENDING_USER in session else NotSignedIn()
-    config = settings(request)
+        raise NotSignedIn()
+    if session.get(PENDING):
+        raise SecondStepRequired()
+    config: Settings = request.app.state.settings
     at = time.time()
     since, seen = float(session.get(SINCE, 0)), float(session.get(SEEN, 0))
     expired = at - since > config.absolute_timeout or at - seen > config.idle_timeout
-    with db(request) as s:
+    with open_session(request.app.state.engine) as db:
         if expired:
-            signins.end(s, token=token)
-        found = None if expired else signins.load(s, token=token)
+            sessions.end(db, token=token)
+            db.commit()
+        found = None if expired else sessions.load(db, token=token)
     if found is None:
         session.clear()
         raise NotSignedIn()
     if at - seen > min(60, config.idle_timeout / 10):
         session[SEEN] = int(at)
+    request.state.member = found
     return found
 
 
-def admin(request: Request) -> Member:
-    found = member(request)
-    if not found.is_admin:
-        raise HTTPException(403, "Only admins can open this page.")
-    return found
-
-
-def require_recent_auth(request: Request, found: Member) -> None:
-    """Sensitive actions need a check of the member's second factor (or password) within the window.
-
-    Checked on the server at submit time too: the time lives in the session row, not in the browser.
-    """
-    age = (now() - found.auth.verified_at).total_seconds()
-    if age > settings(request).reauth_window:
+def require_recent_check(request: Request, member: Member) -> None:
+    """Sensitive actions need a check of the member's second factor (or password, without MFA) within the
+    window. Checked on the server at submit time: the time lives in the session row, not in the browser."""
+    age = (now() - member.auth.verified_at).total_seconds()
+    if age > request.app.state.settings.reauth_window:
         raise ReauthRequired()
-
-
-def signed_in(request: Request, token: str) -> None:
-    """Store a new signed-in session's token in a fresh cookie session."""
-    at = int(time.time())
-    begin_session(request, {SID: token, SINCE: at, SEEN: at})

@@ -1,170 +1,121 @@
-"""Settings › Multi-Factor Authentication › Time-Based OTP: enable (QR code, setup key, confirm), backup
-codes, regenerate, disable. Each answer is the TOTP panel, alone for htmx or inside the Settings page."""
+"""Settings › Multi-Factor Authentication › Time-Based OTP: enable (QR code, setup key, confirm), disable,
+and backup codes. Each answer is the MFA section, alone for htmx or inside the Settings page."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from db import mfa, totp
-from db.throttle import Throttled
+from db import mfa
+from db.errors import DomainError
+from db.factors import totp
 from web import guards
-from web.forms import field, throttled_message
-from web.offload import hashing
-from web.templating import render
+from web.guards import Context, guarded
+from web.templating import render, url_path
 
-PAGE, PANEL = "account/settings.html", "account/_mfa_section.html"
+PAGE, SECTION = "account/settings.html", "account/_mfa_section.html"
 SECRETS_SHOWN = {"Cache-Control": "no-store"}
 
 
-def _pending(request: Request, member: guards.Member) -> str | None:
-    """The pending secret in this session, if any and still valid; an expired one is dropped."""
-    sealed = request.session.get(guards.ENROLMENT)
-    if not isinstance(sealed, str) or member.mfa_enabled:
+def pending_secret(ctx: Context) -> str | None:
+    """The secret being enrolled in this session, if any and still valid; an expired one is dropped."""
+    sealed = ctx.session.get(guards.ENROLMENT)
+    if not isinstance(sealed, str) or ctx.member.has_totp:
         return None
-    config = guards.settings(request)
     try:
-        return mfa.open_enrolment(config.keyring, sealed, user_id=member.user.id or 0, ttl=config.enrolment_ttl)
-    except mfa.EnrolmentExpired:
-        request.session.pop(guards.ENROLMENT, None)
+        keyring = ctx.request.app.state.keyring
+        return totp.open_enrolment(keyring, sealed, user_id=ctx.member.user.id, ttl=ctx.settings.enrolment_ttl)
+    except totp.EnrolmentExpired:
+        ctx.session.pop(guards.ENROLMENT, None)
         return None
 
 
-def _panel(request: Request, member: guards.Member, *, status_code: int = 200, **extra: Any) -> Response:
-    secret = extra.pop("secret", None) or _pending(request, member)
-    config = guards.settings(request)
-    uri = totp.provisioning_uri(secret, account=member.user.email, issuer=config.app_name) if secret else None
-    context = {"expanded": True, "panel": "totp", "secret": secret, "uri": uri, "error": None, "disabling": False}
-    context |= extra
-    headers = SECRETS_SHOWN if secret or extra.get("codes") else None
-    return render(request, PAGE, PANEL, context, status_code=status_code, headers=headers)
+def panel_state(ctx: Context, *, disabling: bool, secret: str | None) -> str:
+    """Which of the TOTP panel's partials shows: off, enrolling, on, or the Disable form."""
+    if ctx.member.has_totp:
+        return "disabling" if disabling else "on"
+    return "enrolling" if secret else "off"
 
 
-async def show_totp(request: Request) -> Response:
-    member = guards.member(request, enrolling=True)
-    query = request.query_params
-    return _panel(
-        request,
-        member,
-        disabling=query.get("action") == "disable" and member.mfa_enabled,
-        backup=query.get("method") == "backup",
-        just_disabled=query.get("status") == "disabled" and not member.mfa_enabled,
-    )
+def panel(
+    ctx: Context, *, status_code: int = 200, disabling: bool = False, redirect: str | None = None, **extra: Any
+) -> Response:
+    secret = extra.pop("secret", None) or pending_secret(ctx)
+    uri = totp.provisioning_uri(secret, account=ctx.member.user.email, issuer=ctx.settings.app_name) if secret else None
+    context = {"expanded": True, "panel": "totp", "secret": secret, "uri": uri, "error": None, "codes": None}
+    context |= {"totp_state": panel_state(ctx, disabling=disabling, secret=secret)} | extra
+    headers = SECRETS_SHOWN if secret or context["codes"] else None
+    return render(ctx.request, PAGE, SECTION, context, status_code=status_code, headers=headers, redirect=redirect)
 
 
-async def start_totp(request: Request) -> Response:
+def refused(ctx: Context, error: DomainError, **extra: Any) -> Response:
+    return panel(ctx, error=error.message, status_code=error.status, **extra)
+
+
+@guarded(enrolling=True)
+async def show_totp(ctx: Context) -> Response:
+    query = ctx.request.query_params
+    disabling = query.get("action") == "disable"
+    just_disabled = query.get("status") == "disabled" and not ctx.member.has_totp
+    return panel(ctx, disabling=disabling, backup=query.get("method") == "backup", just_disabled=just_disabled)
+
+
+@guarded(enrolling=True, step_up=True)
+async def start_totp(ctx: Context) -> Response:
     """Enable switched on: a new secret, sealed in the session only, shown as QR code and setup key."""
-    member = guards.member(request, enrolling=True)
-    guards.require_recent_auth(request, member)
-    if member.mfa_enabled:
-        return _panel(request, member)
-    sealed, secret = mfa.begin_enrolment(guards.settings(request).keyring, user_id=member.user.id or 0)
-    request.session[guards.ENROLMENT] = sealed
-    if request.headers.get("HX-Request") != "true":
-        return RedirectResponse("/settings/mfa/totp", status_code=303)
-    return _panel(request, member, secret=secret)
+    if ctx.member.has_totp:
+        return panel(ctx)
+    sealed, secret = totp.begin_enrolment(ctx.request.app.state.keyring, user_id=ctx.member.user.id)
+    ctx.session[guards.ENROLMENT] = sealed
+    return panel(ctx, secret=secret, redirect=url_path(ctx.request, "show_totp"))
 
 
-async def cancel_totp(request: Request) -> Response:
-    member = guards.member(request, enrolling=True)
-    request.session.pop(guards.ENROLMENT, None)
-    if request.headers.get("HX-Request") != "true":
-        return RedirectResponse("/settings/mfa/totp", status_code=303)
-    return _panel(request, member)
+@guarded(enrolling=True)
+async def cancel_totp(ctx: Context) -> Response:
+    ctx.session.pop(guards.ENROLMENT, None)
+    return panel(ctx, redirect=url_path(ctx.request, "show_totp"))
 
 
-async def confirm_totp(request: Request) -> Response:
-    member = guards.member(request, enrolling=True)
-    guards.require_recent_auth(request, member)
-    form = await request.form()
-    sealed = request.session.get(guards.ENROLMENT)
-    if not isinstance(sealed, str):
-        return _panel(request, member, error=mfa.ENROLMENT_EXPIRED, status_code=422)
-    config = guards.settings(request)
+@guarded(enrolling=True, step_up=True)
+async def confirm_totp(ctx: Context) -> Response:
+    sealed = ctx.session.get(guards.ENROLMENT)
     try:
-        with guards.db(request) as session:
-            changed = await hashing(
-                request,
-                mfa.confirm_totp,
-                session=session,
-                user=member.user,
-                sealed=sealed,
-                code=field(form, "code", 64),
-                keyring=config.keyring,
-                ttl=config.enrolment_ttl,
-                actor=guards.actor(request, member),
-                at=config.totp_clock(),
-            )
-    except mfa.EnrolmentExpired:
-        request.session.pop(guards.ENROLMENT, None)
-        return _panel(request, member, error=mfa.ENROLMENT_EXPIRED, status_code=422)
-    except mfa.AlreadyEnabled:
-        request.session.pop(guards.ENROLMENT, None)
-        return _panel(request, member, error=mfa.ALREADY_ENABLED, status_code=422)
-    except mfa.IncorrectCode:
-        return _panel(request, member, error=mfa.INCORRECT_CODE, status_code=422)
-    except Throttled as exc:
-        return _panel(request, member, error=throttled_message(exc), status_code=429)
-    request.session.pop(guards.ENROLMENT, None)
-    request.session[guards.SID] = changed.token
-    return _codes(request, changed.codes, enabled=True)
+        if not isinstance(sealed, str):
+            raise totp.EnrolmentExpired()
+        ttl = ctx.settings.enrolment_ttl
+        changed = await ctx.run(
+            mfa.confirm_totp, user=ctx.member.user, sealed=sealed, code=ctx.field("code", 64), ttl=ttl
+        )
+    except (totp.EnrolmentExpired, totp.AlreadyEnabled) as error:
+        ctx.session.pop(guards.ENROLMENT, None)
+        return refused(ctx, error)
+    except DomainError as error:
+        return refused(ctx, error)
+    ctx.session.pop(guards.ENROLMENT, None)
+    ctx.rotate(changed.session_token)
+    return panel(ctx, codes=changed.codes, just_enabled=True)
 
 
-def _codes(request: Request, codes: list[str], *, enabled: bool) -> Response:
-    """The backup codes, shown this once; the member behind them was just reloaded (MFA is now on)."""
-    request.state.member = None
-    member = guards.member(request)
-    return _panel(request, member, codes=codes, just_enabled=enabled)
-
-
-async def disable_totp(request: Request) -> Response:
-    member = guards.member(request)
-    form = await request.form()
-    backup = field(form, "method") == "backup"
-    config = guards.settings(request)
+@guarded()
+async def disable_totp(ctx: Context) -> Response:
+    method = "backup" if ctx.field("method") == "backup" else "totp"
+    code = ctx.field("backup_code" if method == "backup" else "code", 64)
     try:
-        with guards.db(request) as session:
-            changed = await hashing(
-                request,
-                mfa.disable_totp,
-                session=session,
-                user=member.user,
-                code=field(form, "backup_code" if backup else "code", 64),
-                backup=backup,
-                keyring=config.keyring,
-                required=member.mfa_required,
-                actor=guards.actor(request, member),
-                at=config.totp_clock(),
-            )
-    except mfa.MfaRequired:
-        return _panel(request, member, disabling=True, backup=backup, error=mfa.MFA_REQUIRED, status_code=422)
-    except mfa.IncorrectCode:
-        error = mfa.INCORRECT_BACKUP_CODE if backup else mfa.INCORRECT_CODE
-        return _panel(request, member, disabling=True, backup=backup, error=error, status_code=422)
-    except Throttled as exc:
-        return _panel(request, member, disabling=True, backup=backup, error=throttled_message(exc), status_code=429)
-    request.session[guards.SID] = changed.token
-    if request.headers.get("HX-Request") != "true":
-        return RedirectResponse("/settings/mfa/totp?status=disabled", status_code=303)
-    request.state.member = None
-    return _panel(request, guards.member(request), just_disabled=True)
+        required = ctx.member.mfa_required
+        changed = await ctx.run(mfa.disable, user=ctx.member.user, method=method, code=code, required=required)
+    except DomainError as error:
+        return refused(ctx, error, disabling=True, backup=method == "backup")
+    ctx.rotate(changed.session_token)
+    return panel(ctx, just_disabled=True, redirect=url_path(ctx.request, "show_totp") + "?status=disabled")
 
 
-async def regenerate_recovery_codes(request: Request) -> Response:
-    member = guards.member(request)
-    guards.require_recent_auth(request, member)
-    with guards.db(request) as session:
-        try:
-            changed = await hashing(
-                request,
-                mfa.regenerate_recovery_codes,
-                session=session,
-                user=member.user,
-                actor=guards.actor(request, member),
-            )
-        except mfa.IncorrectCode:
-            return _panel(request, member, error="Turn on multi-factor authentication first.", status_code=422)
-    request.session[guards.SID] = changed.token
-    return _codes(request, changed.codes, enabled=False)
+@guarded(step_up=True)
+async def regenerate_recovery_codes(ctx: Context) -> Response:
+    enabled = ctx.member.mfa_enabled
+    try:
+        changed = await ctx.run(mfa.regenerate_recovery_codes, user=ctx.member.user, enabled=enabled)
+    except DomainError as error:
+        return refused(ctx, error)
+    ctx.rotate(changed.session_token)
+    return panel(ctx, codes=changed.codes, just_enabled=False)

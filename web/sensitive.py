@@ -2,107 +2,69 @@
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from typing import Any
+
+from starlette.responses import Response
 
 from db import sensitive
-from db.users import InvalidInput
-from web import guards
-from web.forms import field
-from web.templating import render
+from db.errors import DomainError
+from web.guards import Context, guarded
+from web.templating import render, url_path
 
 
-def _admin_fresh(request: Request) -> guards.Member:
-    member = guards.admin(request)
-    guards.require_recent_auth(request, member)
-    return member
-
-
-def _webhooks(request: Request, *, status_code: int = 200, **extra: object) -> Response:
-    with guards.db(request) as session:
-        hooks = sensitive.list_webhooks(session)
+async def webhooks(ctx: Context, *, status_code: int = 200, redirect: str | None = None, **extra: Any) -> Response:
+    hooks = await ctx.run(sensitive.list_webhooks)
     context = {"hooks": hooks, "url": "", "error": None, "secret": None} | extra
+    page, partial = "settings/webhooks.html", "settings/_webhooks.html"
     headers = {"Cache-Control": "no-store"}
-    return render(
-        request, "settings/webhooks.html", "settings/_webhooks.html", context, status_code=status_code, headers=headers
-    )
+    return render(ctx.request, page, partial, context, status_code=status_code, headers=headers, redirect=redirect)
 
 
-async def show_webhooks(request: Request) -> Response:
-    _admin_fresh(request)
-    return _webhooks(request)
+@guarded(admin=True, step_up=True)
+async def show_webhooks(ctx: Context) -> Response:
+    return await webhooks(ctx)
 
 
-async def add_webhook(request: Request) -> Response:
-    member = _admin_fresh(request)
-    form = await request.form()
-    url = field(form, "url", 600)
+@guarded(admin=True, step_up=True)
+async def add_webhook(ctx: Context) -> Response:
+    url = ctx.field("url", 600)
     try:
-        with guards.db(request) as session:
-            hook, secret = sensitive.add_webhook(
-                session, url=url, keyring=guards.settings(request).keyring, actor=guards.actor(request, member)
-            )
-    except InvalidInput as exc:
-        return _webhooks(request, url=url, error=exc.message, status_code=422)
-    return _webhooks(request, secret=secret, added=hook.url)
+        hook, secret = await ctx.run(sensitive.add_webhook, url=url)
+    except DomainError as error:
+        return await webhooks(ctx, url=url, error=error.message, status_code=error.status)
+    return await webhooks(ctx, secret=secret, added=hook.url)
 
 
-async def _change(request: Request, *, delete: bool) -> Response:
-    member = _admin_fresh(request)
-    form = await request.form()
+@guarded(admin=True, step_up=True)
+async def toggle_webhook(ctx: Context) -> Response:
+    enabled = ctx.field("enabled") == "1"
+    await ctx.run(sensitive.set_webhook_enabled, webhook_id=ctx.request.path_params["id"], enabled=enabled)
+    return await webhooks(ctx, redirect=url_path(ctx.request, "show_webhooks"))
+
+
+@guarded(admin=True, step_up=True)
+async def delete_webhook(ctx: Context) -> Response:
+    await ctx.run(sensitive.delete_webhook, webhook_id=ctx.request.path_params["id"])
+    return await webhooks(ctx, redirect=url_path(ctx.request, "show_webhooks"))
+
+
+async def billing(ctx: Context, *, status_code: int = 200, redirect: str | None = None, **extra: Any) -> Response:
+    current = await ctx.run(sensitive.get_billing)
+    context = {"billing": current, "plans": sensitive.PLANS, "errors": {}, "saved": False} | extra
+    page, partial = "settings/billing.html", "settings/_billing.html"
+    return render(ctx.request, page, partial, context, status_code=status_code, redirect=redirect)
+
+
+@guarded(admin=True, step_up=True)
+async def show_billing(ctx: Context) -> Response:
+    return await billing(ctx, saved=ctx.request.query_params.get("saved") == "1")
+
+
+@guarded(admin=True, step_up=True)
+async def save_billing(ctx: Context) -> Response:
+    typed = {"plan": ctx.field("plan", 32), "billing_email": ctx.field("billing_email", 320)}
     try:
-        with guards.db(request) as session:
-            if delete:
-                sensitive.delete_webhook(
-                    session, webhook_id=request.path_params["id"], actor=guards.actor(request, member)
-                )
-            else:
-                enabled = field(form, "enabled") == "1"
-                sensitive.set_webhook_enabled(
-                    session, webhook_id=request.path_params["id"], enabled=enabled, actor=guards.actor(request, member)
-                )
-    except LookupError as exc:
-        raise HTTPException(404) from exc
-    if request.headers.get("HX-Request") != "true":
-        return RedirectResponse("/settings/webhooks", status_code=303)
-    return _webhooks(request)
-
-
-async def toggle_webhook(request: Request) -> Response:
-    return await _change(request, delete=False)
-
-
-async def delete_webhook(request: Request) -> Response:
-    return await _change(request, delete=True)
-
-
-def _billing(request: Request, *, status_code: int = 200, **extra: object) -> Response:
-    with guards.db(request) as session:
-        billing = sensitive.get_billing(session)
-    context = {"billing": billing, "plans": sensitive.PLANS, "errors": {}, "saved": False} | extra
-    return render(request, "settings/billing.html", "settings/_billing.html", context, status_code=status_code)
-
-
-async def show_billing(request: Request) -> Response:
-    _admin_fresh(request)
-    return _billing(request, saved=request.query_params.get("saved") == "1")
-
-
-async def save_billing(request: Request) -> Response:
-    member = _admin_fresh(request)
-    form = await request.form()
-    try:
-        with guards.db(request) as session:
-            sensitive.save_billing(
-                session,
-                plan=field(form, "plan", 32),
-                billing_email=field(form, "billing_email", 320),
-                actor=guards.actor(request, member),
-            )
-    except InvalidInput as exc:
-        typed = {"plan": field(form, "plan", 32), "billing_email": field(form, "billing_email", 320)}
-        return _billing(request, errors={exc.field: exc.message}, typed=typed, status_code=422)
-    if request.headers.get("HX-Request") != "true":
-        return RedirectResponse("/settings/billing?saved=1", status_code=303)
-    return _billing(request, saved=True)
+        await ctx.run(sensitive.save_billing, **typed)
+    except DomainError as error:
+        return await billing(ctx, errors={error.field: error.message}, typed=typed, status_code=error.status)
+    return await billing(ctx, saved=True, redirect=url_path(ctx.request, "show_billing") + "?saved=1")

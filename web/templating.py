@@ -11,9 +11,10 @@ import segno
 from jinja2 import pass_context
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from db.factors import recovery_codes
 from web.protect import csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,13 @@ def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     return _route_path(app, name)
 
 
+def url_path(request: Request, name: str, /, **path_params: Any) -> str:
+    """A route's path for the code in web/: no literal paths, and no Host header in a redirect."""
+    if path_params:
+        return str(request.app.url_path_for(name, **path_params))
+    return _route_path(request.app, name)
+
+
 @cache
 def _route_path(app: object, name: str) -> str:
     return str(app.url_path_for(name))  # type: ignore[attr-defined]
@@ -79,6 +87,7 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
     env.filters["group_key"] = group_key
     env.filters["combine_attrs"] = lambda a, b: {**a, **b}
     env.globals["app_name"] = app_name
+    env.globals["codes_total"] = recovery_codes.COUNT
     env.globals["htmx"] = HTMX
     env.globals["static_url"] = static_url
     env.globals["csrf_token"] = lambda request: csrf_token(request.session)
@@ -90,26 +99,43 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
 def render(
     request: Request,
     page: str,
-    partial: str | None,
+    partial: str | None = None,
     context: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    redirect: str | None = None,
 ) -> Response:
-    """The partial for an htmx request that swaps part of a page, the whole page otherwise."""
-    templates: Jinja2Templates = request.app.state.templates
-    context = {"member": getattr(request.state, "member", None), **(context or {})}
+    """The one answer helper: the partial for an htmx request that swaps part of a page; for a plain form
+    post that succeeded, a 303 to `redirect` (post/redirect/get); the whole page otherwise.
+
+    A partial names its own target in its markup (`hx-target` on the element that asked). Only a request
+    resumed from the "Confirm it's you" dialog, which htmx sent from inside the dialog, is told where its
+    partial belongs (`HX-Retarget`), so it lands back in the page and not in the dialog.
+    """
     headers = dict(headers or {})
-    name = page
     if partial and wants_partial(request):
         name = partial
-        # A partial always replaces the element named after it, wherever the request came from (a request
-        # resumed from the "Confirm it's you" dialog lands back in the page, not in the dialog).
-        headers.setdefault("HX-Retarget", "#" + partial_id(partial))
-        headers.setdefault("HX-Reswap", "outerHTML")
+        if getattr(request.state, "resumed", False):
+            headers.setdefault("HX-Retarget", "#" + partial_id(partial))
+            headers.setdefault("HX-Reswap", "outerHTML")
+    elif redirect is not None and request.method == "POST" and status_code < 400:
+        return RedirectResponse(redirect, status_code=303)
+    else:
+        name = page
+    templates: Jinja2Templates = request.app.state.templates
+    context = {"member": getattr(request.state, "member", None), **(context or {})}
     response = templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
     response.headers["Vary"] = "HX-Request, HX-Request-Type"
     return response
+
+
+def navigate(request: Request, url: str, *, status: int = 303) -> Response:
+    """Go to `url`: a redirect for a browser, HX-Redirect for htmx (which never follows a 3xx into a swap)."""
+    if request.headers.get("HX-Request") == "true":
+        code = status if status >= 400 else 200
+        return Response(status_code=code, headers={"HX-Redirect": url, "Vary": "HX-Request, HX-Request-Type"})
+    return RedirectResponse(url, status_code=303)
 
 
 def partial_id(name: str) -> str:

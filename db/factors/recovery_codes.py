@@ -14,6 +14,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
+
+from db.clock import now
+from db.models import RecoveryCode
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 LENGTH = 16
@@ -61,3 +66,48 @@ def matches(code_hash: str, code: str) -> bool:
         return _hasher.verify(code_hash, code)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# ---- the member's set of codes
+
+
+def replace(session: Session, *, user_id: int) -> list[str]:
+    """A new set of codes (every earlier one stops working); returns them for showing once. Caller commits."""
+    remove(session, user_id=user_id)
+    fresh = generate()
+    for shown in fresh:
+        code = normalize(shown) or ""
+        session.add(RecoveryCode(user_id=user_id, lookup=lookup_of(code), code_hash=hash_code(code)))
+    return fresh
+
+
+def verify(session: Session, *, user_id: int, raw: str) -> bool:
+    """Use up a code: one argon2 check for the row its lookup picks, then one conditional UPDATE."""
+    code = normalize(raw)
+    if code is None:
+        return False
+    rows = session.exec(
+        select(RecoveryCode).where(
+            RecoveryCode.user_id == user_id,
+            RecoveryCode.lookup == lookup_of(code),
+            col(RecoveryCode.used_at).is_(None),
+        )
+    ).all()
+    for row in rows:
+        if matches(row.code_hash, code):
+            used = session.execute(
+                update(RecoveryCode)
+                .where(col(RecoveryCode.id) == row.id, col(RecoveryCode.used_at).is_(None))
+                .values(used_at=now())
+            )
+            return used.rowcount == 1
+    return False
+
+
+def left(session: Session, *, user_id: int) -> int:
+    query = select(func.count()).where(RecoveryCode.user_id == user_id, col(RecoveryCode.used_at).is_(None))
+    return session.exec(query.select_from(RecoveryCode)).one()
+
+
+def remove(session: Session, *, user_id: int) -> None:
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))

@@ -1,0 +1,114 @@
+"""Second factors, one module each (`totp`, `recovery_codes`, `passkeys`), and the one check that the
+sign-in, "Confirm it's you" and Disable paths all call.
+
+Every check counts against one throttle per account, before it is made, whichever factor it uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn, Protocol
+
+from sqlmodel import Session
+
+from db import events, notices, throttle
+from db.crypto import Keyring
+from db.errors import DomainError, IncorrectBackupCode, IncorrectCode
+from db.events import Actor
+from db.factors import recovery_codes, totp
+
+METHODS = ("totp", "backup")
+
+
+class Owner(Protocol):
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def email(self) -> str: ...
+
+
+class ClockSkew(IncorrectCode):
+    """A code that is right for a time a few minutes away: still refused, but the member learns why."""
+
+    def __init__(self, seconds: int) -> None:
+        amount = abs(seconds)
+        size = f"{round(amount / 60)} minutes" if amount >= 90 else f"{amount} seconds"
+        way = "ahead" if seconds > 0 else "behind"
+        super().__init__(
+            f"That code is for another time: your device's clock seems to be about {size} {way}. Turn on "
+            "automatic date and time on your phone (in Google Authenticator: Settings › Time correction for "
+            "codes), then enter the new code."
+        )
+
+
+def verify_second_factor(
+    session: Session,
+    *,
+    user: Owner,
+    method: str,
+    code: str,
+    keyring: Keyring,
+    actor: Actor,
+    purpose: str,
+    at: float | None = None,
+) -> str:
+    """Accept an authenticator or backup code exactly once; returns the factor used. The caller commits a
+    success with the change it allows; a refusal is recorded and committed here, then raised."""
+    user_id = user.id or 0
+    backup = method == "backup"
+    lock = count_attempt(session, user=user, actor=actor, exempt=backup)
+    if backup:
+        outcome, skew = ("ok" if recovery_codes.verify(session, user_id=user_id, raw=code) else "wrong"), None
+    else:
+        outcome, skew = totp.verify(session, user_id=user_id, raw=code, keyring=keyring, at=at)
+    factor = "backup_code" if backup else "totp"
+    if outcome != "ok":
+        refuse(
+            session,
+            user=user,
+            actor=actor,
+            detail=f"factor={factor} purpose={purpose}",
+            outcome=outcome,
+            lock=lock,
+            error=IncorrectBackupCode() if backup else ClockSkew(skew) if skew else IncorrectCode(),
+        )
+    throttle.clear(session, throttle.user_key(user_id))
+    throttle.give_back(session, throttle.client_key(actor.ip))
+    if backup:
+        left = recovery_codes.left(session, user_id=user_id)
+        events.record(session, "backup_code_used", actor=actor, target=user, detail=f"purpose={purpose} left={left}")
+        notices.add(session, user=user, text=f"A backup code was used ({left} left)", actor=actor)
+    return factor
+
+
+def count_attempt(session: Session, *, user: Owner, actor: Actor, exempt: bool) -> datetime | None:
+    """Count the attempt under the account and the client address; returns until when a failure now would
+    lock the account (None: it wouldn't)."""
+    keys = [(throttle.user_key(user.id or 0), throttle.SECOND_FACTOR), (throttle.client_key(actor.ip), throttle.CLIENT)]
+    try:
+        return throttle.take_attempts(session, keys, exempt=exempt)
+    except throttle.Throttled:
+        events.record(session, "throttled", actor=actor, target=user, outcome="failure", detail="second factor")
+        session.commit()
+        raise
+
+
+def refuse(
+    session: Session, *, user: Owner, actor: Actor, detail: str, outcome: str, lock: datetime | None, error: DomainError
+) -> NoReturn:
+    """Undo the attempt's changes, record the failure (and a replay, and a lock starting), commit, raise."""
+    session.rollback()
+    events.record(session, "second_factor_failed", actor=actor, target=user, outcome="failure", detail=detail)
+    if outcome == "replay":
+        events.record(session, "replay_refused", actor=actor, target=user, outcome="failure", detail=detail)
+    if lock:
+        until = f"second factor locked until {lock:%Y-%m-%d %H:%M} UTC"  # the log says when the lock ends
+        events.record(session, "throttled", actor=actor, target=user, outcome="failure", detail=until)
+    session.commit()
+    raise error
+
+
+def remove_all(session: Session, *, user_id: int) -> None:
+    """Every second factor of a member, and their backup codes (Disable, Reset MFA). The caller commits."""
+    recovery_codes.remove(session, user_id=user_id)
+    totp.remove(session, user_id=user_id)

@@ -1,0 +1,113 @@
+"""Browser sessions kept on the server, so a cookie can be revoked although it is validly signed.
+
+The cookie holds a random 256-bit token; the table holds its SHA-256. A session is *pending* between the
+password and the second step: it is a row like any other, so everything that ends a member's sessions (a
+password change, an MFA change, an admin's reset) ends a half-finished sign-in too. Loading the member
+behind a cookie, with their authenticator, the org policy and the number of unused backup codes, is one
+prebuilt SQL statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlmodel import Session, col
+
+from db.clock import now
+from db.member import Member
+from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, TotpDevice, User
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(session: Session, *, user: User, ip: str, user_agent: str, pending: bool = False) -> str:
+    """A new session for `user`, checked now; returns the cookie token. The caller commits."""
+    token = secrets.token_urlsafe(32)
+    row = AuthSession(token_hash=digest(token), user_id=user.id, ip=ip[:64], user_agent=user_agent[:255])
+    row.pending = pending
+    session.add(row)
+    return token
+
+
+def _count(model: type, *where: object) -> object:
+    table = model.__table__  # type: ignore[attr-defined]
+    return select(func.count()).select_from(table).where(*where).scalar_subquery()
+
+
+_S, _U = AuthSession.__table__.c, User.__table__.c  # type: ignore[attr-defined]
+_T, _P = TotpDevice.__table__.c, OrgPolicy.__table__.c  # type: ignore[attr-defined]
+# Built once and run as SQLAlchemy Core (no ORM identity map, no per-row instrumentation): every signed-in
+# request runs it, and building or hydrating ORM objects cost more than the query itself.
+_MEMBER_BY_TOKEN = (
+    select(
+        _S.id.label("session_id"),
+        _S.created_at.label("signed_in_at"),
+        _S.verified_at,
+        _U.id,
+        _U.email,
+        _U.role,
+        _U.created_at,
+        _T.id.label("totp_id"),
+        _P.require_admins,
+        _P.require_agents,
+        _P.grace_days,
+        _P.admins_since,
+        _P.agents_since,
+        _count(RecoveryCode, RecoveryCode.user_id == _S.user_id, col(RecoveryCode.used_at).is_(None)).label(
+            "codes_left"
+        ),
+        _count(PasskeyCredential, PasskeyCredential.user_id == _S.user_id).label("passkeys"),
+    )
+    .join_from(AuthSession, User, _U.id == _S.user_id)
+    .outerjoin(TotpDevice, _T.user_id == _S.user_id)
+    .outerjoin(OrgPolicy, _P.id == 1)
+    .where(_S.token_hash == bindparam("token_hash"), _S.pending.is_(False))
+)
+
+
+def load(session: Session, *, token: str) -> Member | None:
+    """The member a cookie token belongs to, in one statement, or None when the session was revoked."""
+    row = session.execute(_MEMBER_BY_TOKEN, {"token_hash": digest(token)}).mappings().first()
+    return None if row is None else Member.from_row(row)
+
+
+def load_pending(session: Session, *, token: str, ttl: int) -> User | None:
+    """The member of a half-finished sign-in, while it is younger than `ttl` seconds and still exists."""
+    row = session.execute(
+        select(User)
+        .join(AuthSession, col(AuthSession.user_id) == User.id)
+        .where(col(AuthSession.token_hash) == digest(token), col(AuthSession.pending).is_(True))
+        .where(col(AuthSession.created_at) > now() - timedelta(seconds=ttl))
+    ).first()
+    return None if row is None else row[0]
+
+
+def rotate(session: Session, *, token: str | None = None, session_id: int | None = None, verified: bool) -> str:
+    """A new token for an existing session (its privilege changed); `verified` marks a second-factor check
+    now and finishes a pending sign-in. The caller commits."""
+    new = secrets.token_urlsafe(32)
+    where = col(AuthSession.id) == session_id if token is None else col(AuthSession.token_hash) == digest(token)
+    values: dict[str, object] = {"token_hash": digest(new)}
+    if verified:
+        values |= {"verified_at": now(), "pending": False}
+    if session.execute(update(AuthSession).where(where).values(**values)).rowcount != 1:
+        raise LookupError("session ended")
+    return new
+
+
+def end(session: Session, *, token: str) -> None:
+    """End the session of a cookie token (signed in or pending). The caller commits."""
+    session.execute(delete(AuthSession).where(col(AuthSession.token_hash) == digest(token)))
+
+
+def end_others(session: Session, *, user_id: int, keep: int | None) -> int:
+    """End every session of a member (pending ones too) but `keep`. Returns how many ended; caller commits."""
+    query = delete(AuthSession).where(col(AuthSession.user_id) == user_id)
+    if keep is not None:
+        query = query.where(col(AuthSession.id) != keep)
+    return session.execute(query).rowcount or 0

@@ -1,0 +1,185 @@
+"""Signing in, in one vocabulary: `begin` takes the password, `finish` the second factor, `confirm` is
+"Confirm it's you" later on, `sign_out` and `sign_out_others` end sessions.
+
+Only a second-factor check (or, for a member without one, the password at the "Confirm it's you" prompt)
+marks a session as recently verified; nothing else does (security requirement 40).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlmodel import Session, select
+
+from db import events, notices, passwords, sessions, throttle, users
+from db.crypto import Keyring
+from db.errors import DomainError, IncorrectPassword, InvalidCredentials
+from db.events import Actor
+from db.factors import count_attempt, refuse, verify_second_factor
+from db.member import Member
+from db.models import PasskeyCredential, TotpDevice, User
+
+
+class SecondStepExpired(DomainError):
+    message = "That took too long. Sign in again."
+
+
+@dataclass(frozen=True)
+class Begun:
+    """The password was right: the new session's token, and whether a second step must still finish it."""
+
+    session_token: str
+    pending: bool
+
+
+def begin(
+    session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor, replaces: str | None
+) -> Begun:
+    """The password step. A sign-in over a live session ends that session (an old copy of its cookie dies)."""
+    user = check_password(session, email=email, password=password, hasher=hasher, actor=actor)
+    if replaces:
+        sessions.end(session, token=replaces)
+    if _has_second_factor(session, user_id=user.id or 0):
+        token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, pending=True)
+        session.commit()
+        return Begun(token, pending=True)
+    return Begun(_complete(session, user=user, actor=actor, factor="password"), pending=False)
+
+
+def finish(
+    session: Session, *, token: str, ttl: int, method: str, code: str, keyring: Keyring, actor: Actor, at: float
+) -> str:
+    """The second step of a pending sign-in, checked against the server: a pending session that a password
+    change, an MFA change or a reset ended is gone. Returns the signed-in session's token."""
+    user = sessions.load_pending(session, token=token, ttl=ttl)
+    if user is None:
+        raise SecondStepExpired()
+    factor = verify_second_factor(
+        session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="sign_in", at=at
+    )
+    sessions.end(session, token=token)
+    return _complete(session, user=user, actor=actor, factor=factor)
+
+
+def confirm(
+    session: Session,
+    *,
+    member: Member,
+    method: str,
+    secret: str,
+    keyring: Keyring,
+    hasher: PasswordHasher,
+    actor: Actor,
+    at: float,
+) -> str:
+    """ "Confirm it's you": a second factor again (without MFA, the password); returns a new token."""
+    user = member.user
+    if member.mfa_enabled:
+        verify_second_factor(
+            session, user=user, method=method, code=secret, keyring=keyring, actor=actor, purpose="step_up", at=at
+        )
+    else:
+        _recheck_password(session, user_id=user.id, password=secret, hasher=hasher, actor=actor)
+    token = sessions.rotate(session, session_id=member.auth.id, verified=True)
+    events.record(session, "step_up", actor=actor, target=user)
+    session.commit()
+    return token
+
+
+def check_password(session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor) -> User:
+    """The member with this email and password. Raises InvalidCredentials or throttle.Throttled.
+
+    Runs one argon2 verification whether or not the email exists, and throttles per email (existing or not)
+    and per client address, so neither the answer, its timing nor the throttle tells accounts apart.
+    """
+    email = email.strip().lower()[:254]
+    key = throttle.email_key(email)
+    try:
+        lock = throttle.take_attempts(
+            session, [(key, throttle.PASSWORD), (throttle.client_key(actor.ip), throttle.CLIENT)]
+        )
+    except throttle.Throttled:
+        events.record(session, "throttled", actor=actor, target_label=email, outcome="failure", detail="password")
+        session.commit()
+        raise
+    user = session.exec(select(User).where(User.email == email)).first()
+    session.commit()  # no transaction stays open across the hash (PostgreSQL would hold it ~0.2 s)
+    stored = user.password_hash if user and user.password_hash else None
+    ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
+    if not (ok and user and stored):
+        events.record(session, "sign_in_failed", actor=actor, target=user, target_label=email, outcome="failure")
+        if lock:
+            events.record(session, "throttled", actor=actor, target=user, target_label=email, outcome="failure")
+        session.commit()
+        raise InvalidCredentials()
+    throttle.clear(session, key)
+    throttle.give_back(session, throttle.client_key(actor.ip))
+    if hasher.check_needs_rehash(stored):
+        user.password_hash = hasher.hash(password)
+        session.add(user)
+    session.commit()
+    return user
+
+
+_dummy_hashes: dict[tuple[int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the live parameters, verified for unknown emails so they cost the same time."""
+    key = (hasher.time_cost, hasher.memory_cost)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]
+
+
+def _has_second_factor(session: Session, *, user_id: int) -> bool:
+    totp = select(TotpDevice.id).where(TotpDevice.user_id == user_id)
+    passkey = select(PasskeyCredential.id).where(PasskeyCredential.user_id == user_id)
+    return session.exec(totp.union_all(passkey).limit(1)).first() is not None  # type: ignore[arg-type]
+
+
+def _complete(session: Session, *, user: User, actor: Actor, factor: str) -> str:
+    """Start the session, log it, and tell the member of failed second-factor attempts since last time."""
+    failed = events.failures_since(session, user_id=user.id or 0, since=user.last_sign_in_at)
+    if failed:
+        since = " since your last sign-in" if user.last_sign_in_at else ""
+        notices.add(session, user=user, text=f"{failed} failed attempts to verify your identity{since}")
+    token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent)
+    users.mark_signed_in(session, user=user, actor=actor, factor=factor)
+    session.commit()
+    return token
+
+
+def _recheck_password(session: Session, *, user_id: int, password: str, hasher: PasswordHasher, actor: Actor) -> None:
+    """The password at "Confirm it's you", for a member without MFA: throttled like a second factor."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise IncorrectPassword()
+    lock = count_attempt(session, user=user, actor=actor, exempt=False)
+    if not (user.password_hash and passwords.verify(hasher, user.password_hash, password)):
+        refuse(
+            session,
+            user=user,
+            actor=actor,
+            detail="password",
+            outcome="wrong",
+            lock=lock,
+            error=IncorrectPassword(field="reauth_secret"),
+        )
+    throttle.clear(session, throttle.user_key(user_id))
+    throttle.give_back(session, throttle.client_key(actor.ip))
+
+
+def sign_out(session: Session, *, token: str, actor: Actor) -> None:
+    sessions.end(session, token=token)
+    events.record(session, "sign_out", actor=actor, target_label=actor.label)
+    session.commit()
+
+
+def sign_out_others(session: Session, *, member: Member, actor: Actor) -> int:
+    ended = sessions.end_others(session, user_id=member.user.id, keep=member.auth.id)
+    events.record(session, "sessions_revoked", actor=actor, target=member.user, detail=f"ended={ended}")
+    session.commit()
+    return ended
