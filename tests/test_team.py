@@ -126,7 +126,7 @@ def test_policy_with_grace_period_shows_a_deadline(auth: Auth, member: Member, c
 
 
 def test_policy_grace_period_ends(auth: Auth, member: Member, client: TestClient, engine: Engine) -> None:
-    _policy(engine, require_agents=True, grace_days=1, updated_at=now() - timedelta(days=3))
+    _policy(engine, require_agents=True, grace_days=1, agents_since=now() - timedelta(days=3))
     with open_session(engine) as session:
         user = session.get(type(member.user), member.user.id)
         user.created_at = now() - timedelta(days=3)  # type: ignore[union-attr]
