@@ -36,7 +36,15 @@ class Changed:
 
 
 def confirm_totp(
-    session: Session, *, user: Owner, sealed: str, code: str, keyring: Keyring, ttl: int, actor: Actor, at: float | None = None
+    session: Session,
+    *,
+    user: Owner,
+    sealed: str,
+    code: str,
+    keyring: Keyring,
+    ttl: int,
+    actor: Actor,
+    at: float | None = None,
 ) -> Changed:
     """Store the authenticator once a code from it matches; returns the first backup codes."""
     secret = totp.open_enrolment(keyring, sealed, user_id=user.id or 0, ttl=ttl)
@@ -64,7 +72,15 @@ def confirm_totp(
 
 
 def disable(
-    session: Session, *, user: Owner, method: str, code: str, keyring: Keyring, required: bool, actor: Actor, at: float | None = None
+    session: Session,
+    *,
+    user: Owner,
+    method: str,
+    code: str,
+    keyring: Keyring,
+    required: bool,
+    actor: Actor,
+    at: float | None = None,
 ) -> Changed:
     """Turn MFA off, proven by a current code or a backup code; refused while the org policy requires it."""
     if required:

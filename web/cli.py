@@ -13,8 +13,8 @@ from db import keys, links, mfa, migrate, org, users
 from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
 from db.errors import DomainError
-from db.models import ROLES
 from db.events import OPERATOR
+from db.models import ROLES
 from web.app import hasher_for
 from web.config import Settings, keys_file, load_settings
 from web.outbox import deliver_now
