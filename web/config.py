@@ -13,6 +13,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from db.crypto import Keyring, new_key
+from db.mail import parse_relay
 from db.passwords import make_hasher
 
 
@@ -32,6 +33,7 @@ class Settings:
     second_step_ttl: int = 300  # time between the password and the second step
     max_body: int = 16 * 1024
     smtp_url: str | None = None
+    smtp_ca_file: Path | None = None  # a private relay's CA, trusted besides the system's
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
     debug: bool = False
     argon2_time_cost: int = 5
@@ -47,6 +49,8 @@ class Settings:
             # Key Uri Format: the issuer prefixes the label with a colon, so it may not hold one itself.
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
         hasher = make_hasher(time_cost=self.argon2_time_cost, memory_kib=self.argon2_memory_kib)
+        if self.smtp_url:
+            parse_relay(self.smtp_url)  # a scheme we don't know stops start-up with a clear message
         object.__setattr__(self, "password_hasher", hasher)
         object.__setattr__(self, "keyring", Keyring(self.mfa_keys))
 
@@ -97,6 +101,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idle_timeout=int(env.get("IDLE_TIMEOUT", "3600")),
         absolute_timeout=int(env.get("ABSOLUTE_TIMEOUT", "86400")),
         smtp_url=env.get("SMTP_URL") or None,
+        smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE") else None,
         debug=env.get("DEBUG", "") == "1",
         argon2_time_cost=int(env.get("ARGON2_TIME_COST", "5")),
         argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "65536")),
