@@ -4,9 +4,14 @@ trustme CA; time is passed as `at=`, so no test waits for a backoff."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import socket
 import ssl
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,13 +22,13 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from db import outbox
 from db.clock import now
-from db.engine import open_session
+from db.engine import make_engine, open_session
 from db.models import Notice, User
-from tests.conftest import make_settings
+from tests.conftest import PG_URL, make_settings
 from web.config import Settings
 from web.outbox import deliver_now
 
@@ -90,6 +95,10 @@ def relay() -> Iterator[Callable[..., Inbox]]:
 
 @pytest.fixture
 def notice_id(engine: Engine) -> int:
+    return add_notice(engine)
+
+
+def add_notice(engine: Engine) -> int:
     with open_session(engine) as session:
         user = User(email="ada@example.com", role="agent")
         session.add(user)
@@ -229,6 +238,57 @@ def test_a_worker_that_died_mid_send_leaves_the_notice_to_the_next(
     assert deliver_now(settings, engine, at=at + outbox.LEASE) == 1
     assert deliver_now(settings, engine, at=at + 2 * outbox.LEASE) == 0
     assert len(inbox.messages) == 1
+
+
+class Stalling(Inbox):
+    """Holds the first connection at RCPT, before anything is accepted, so its worker can be killed there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = threading.Event()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.sleep(30)  # cancelled when the killed worker's connection drops
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_killed_worker_loses_nothing_and_sends_nothing_twice(tmp_path: Path, engine: Engine) -> None:
+    """A real worker process is killed mid-send; after a restart (past its lease) the notice goes out once."""
+    database_url = PG_URL or f"sqlite:///{tmp_path / 'outbox.db'}"
+    if not PG_URL:
+        engine = make_engine(database_url)
+        SQLModel.metadata.create_all(engine)
+    notice_id = add_notice(engine)
+    inbox = Stalling()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    url = f"smtp+insecure://127.0.0.1:{controller.port}"
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "DATABASE_URL": database_url, "SMTP_URL": url}
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env)
+        assert inbox.stalled.wait(timeout=30), "the worker never reached the relay"
+        worker.kill()
+        worker.wait(timeout=10)
+        assert stored(engine, notice_id).attempts == 1 and stored(engine, notice_id).mailed_at is None
+        settings = make_settings(tmp_path, smtp_url=url)
+        assert deliver_now(settings, engine) == 0  # still leased to the dead worker
+        assert deliver_now(settings, engine, at=now() + outbox.LEASE) == 1
+        assert deliver_now(settings, engine, at=now() + 2 * outbox.LEASE) == 0
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
+
+
+WORKER = """
+from db.engine import make_engine
+from web.config import load_settings
+from web.outbox import deliver_now
+settings = load_settings()
+deliver_now(settings, make_engine(settings.database_url))
+"""
 
 
 def test_backoff_doubles_from_30_seconds_to_an_hour() -> None:
