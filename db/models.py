@@ -105,7 +105,10 @@ class Notice(SQLModel, table=True):
     at: datetime = Field(default_factory=now)
     text: str = Field(max_length=500)
     read_at: datetime | None = None
-    mailed_at: datetime | None = None
+    mailed_at: datetime | None = None  # set only once the relay accepted the message
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Due for (another) attempt from then on: a worker's lease while it sends, the backoff after a failure.
+    next_attempt_at: datetime | None = None
 
 
 class OrgPolicy(SQLModel, table=True):

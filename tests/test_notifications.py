@@ -37,7 +37,7 @@ def smtp() -> Inbox:
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    inbox.url = f"smtp://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    inbox.url = f"smtp+insecure://127.0.0.1:{port}"  # type: ignore[attr-defined]
     yield inbox
     controller.stop()
 

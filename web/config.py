@@ -17,9 +17,10 @@ from starlette.config import Config
 from starlette.datastructures import Secret
 
 from db.crypto import new_key
+from db.mail import parse_relay
 
 # Fields computed from others or holding secrets: read by hand below.
-_SPECIAL = {"data_dir", "database_url", "secret_key", "mfa_keys", "public_url", "totp_clock"}
+_SPECIAL = {"data_dir", "database_url", "secret_key", "mfa_keys", "public_url", "smtp_ca_file", "totp_clock"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Settings:
     second_step_ttl: int = 300  # time between the password and the second step
     max_body: int = 16 * 1024
     smtp_url: str | None = None
+    smtp_ca_file: Path | None = None  # a private relay's CA, trusted besides the system's
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
     debug: bool = False
     # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1 (its first listed configuration).
@@ -53,6 +55,8 @@ class Settings:
         if ":" in self.app_name or not self.app_name.strip():
             # Key Uri Format: the issuer prefixes the label with a colon, so it may not hold one itself.
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
+        if self.smtp_url:
+            parse_relay(self.smtp_url)  # a scheme we don't know stops start-up with a clear message
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://localhost:{self.port}")  # frozen, defaulted once
 
@@ -108,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_key=str(secret_key) or _secret_file(data_dir / "secret_key", secrets.token_urlsafe(48)),
         mfa_keys=_keys(str(keys) or _secret_file(keys_file(data_dir), new_key())),
         public_url=config("PUBLIC_URL", default="").rstrip("/"),
+        smtp_ca_file=Path(ca) if (ca := config("SMTP_CA_FILE", default="")) else None,
         **values,
     )
 

@@ -5,25 +5,32 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from db import notices
+from db import outbox
 from db.engine import open_session
 from web.config import Settings
 
 log = logging.getLogger("chat360.outbox")
 
 
-def mailer(settings: Settings) -> notices.Mailer:
-    return notices.Mailer(smtp_url=settings.smtp_url, outbox=settings.outbox, sender=f"security@{settings.host}")
+def mailer(settings: Settings) -> outbox.Mailer:
+    return outbox.Mailer(
+        smtp_url=settings.smtp_url,
+        outbox=settings.outbox,
+        sender=f"security@{settings.host}",
+        ca_file=settings.smtp_ca_file,
+    )
 
 
-def deliver_now(settings: Settings, engine: object) -> int:
+def deliver_now(settings: Settings, engine: object, *, at: datetime | None = None) -> int:
+    """One round of the outbox; a notice that could not be sent stays queued (and logged) for a later round."""
     with open_session(engine) as session:  # type: ignore[arg-type]
-        return notices.deliver(session, mailer=mailer(settings), app_name=settings.app_name)
+        return outbox.deliver(session, mailer=mailer(settings), app_name=settings.app_name, at=at)
 
 
 @contextlib.asynccontextmanager
