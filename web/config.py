@@ -12,6 +12,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
+from db import outbound
 from db.crypto import Keyring, new_key
 from db.passwords import make_hasher
 
@@ -39,6 +40,8 @@ class Settings:
     hash_concurrency: int = 2  # password hashes at once: one per core
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    # Resolves webhook host names (db/outbound.py); tests pass their own, as there is no DNS in the sandbox.
+    resolver: outbound.Resolver = field(default=outbound.system_resolver, repr=False, compare=False)
     password_hasher: PasswordHasher = field(init=False, repr=False, compare=False)
     keyring: Keyring = field(init=False, repr=False, compare=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -38,10 +39,16 @@ async def add_webhook(request: Request) -> Response:
     member = _admin_fresh(request)
     form = await request.form()
     url = field(form, "url", 600)
+    config = guards.settings(request)
     try:
         with guards.db(request) as session:
-            hook, secret = sensitive.add_webhook(
-                session, url=url, keyring=guards.settings(request).keyring, actor=guards.actor(request, member)
+            hook, secret = await run_in_threadpool(  # the name is resolved: never block the event loop on DNS
+                sensitive.add_webhook,
+                session,
+                url=url,
+                keyring=config.keyring,
+                actor=guards.actor(request, member),
+                resolver=config.resolver,
             )
     except InvalidInput as exc:
         return _webhooks(request, url=url, error=exc.message, status_code=422)
