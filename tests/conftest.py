@@ -79,6 +79,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         # tested; tests that want mail delivered run it on a file database (or call deliver_now).
         "outbox_interval": 3600.0,
         "resolver": public_resolver,
+        "public_url": "https://testserver",  # the TestClient's origin, so links in pages can be followed
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from db import events, mfa, org
 from db.users import InvalidInput
-from web import guards
+from web import guards, urls
 from web.forms import field
 from web.safety import RowId
 from web.templating import render
@@ -55,7 +55,7 @@ async def add_member(request: Request) -> Response:
             )
     except InvalidInput as exc:
         return _team(request, errors={exc.field: exc.message}, new_email=email, status_code=422)
-    link = str(request.url_for("show_set_password", token=token))
+    link = urls.absolute(request, "show_set_password", token=token)
     return _team(request, status=f"Added {user.email}. Send them this one-time link to choose a password:", link=link)
 
 
@@ -153,10 +153,10 @@ async def export_activity(request: Request) -> Response:
         rows = events.list_events(session, where=where, limit=100_000)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail"])
+    writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail", "repeats"])
     for e in rows:
         cells = [e.at.isoformat(), e.kind, e.outcome, e.actor_label, e.target_label, e.ip, e.user_agent, e.detail]
-        writer.writerow([_cell(c) for c in cells])
+        writer.writerow([*(_cell(c) for c in cells), e.repeats])
     headers = {"Content-Disposition": 'attachment; filename="security-activity.csv"', "Cache-Control": "no-store"}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from db import outbound
 from db.crypto import Keyring, new_key
 from db.passwords import make_hasher
+from web import urls
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Settings:
     app_name: str = "Chat360"
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str = ""  # PUBLIC_URL, the origin in every absolute link; default http://localhost:<port>
     reauth_window: int = 900  # seconds a second-factor check stays fresh for sensitive settings
     idle_timeout: int = 3600  # NIST SP 800-63B-4 AAL2: re-authenticate after 1 h idle ...
     absolute_timeout: int = 86400  # ... and after 24 h in any case
@@ -34,6 +36,7 @@ class Settings:
     max_body: int = 16 * 1024
     smtp_url: str | None = None
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
+    event_retention_days: int = 400  # security-log entries older than this are deleted (hourly)
     debug: bool = False
     argon2_time_cost: int = 5
     argon2_memory_kib: int = 65536
@@ -49,6 +52,7 @@ class Settings:
         if ":" in self.app_name or not self.app_name.strip():
             # Key Uri Format: the issuer prefixes the label with a colon, so it may not hold one itself.
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
+        object.__setattr__(self, "public_url", urls.public_url(self.public_url, port=self.port))
         hasher = make_hasher(time_cost=self.argon2_time_cost, memory_kib=self.argon2_memory_kib)
         object.__setattr__(self, "password_hasher", hasher)
         object.__setattr__(self, "keyring", Keyring(self.mfa_keys))
@@ -79,13 +83,22 @@ def _secret_file(path: Path, make: str) -> str:
     return path.read_text().strip()
 
 
+def private_dir(path: Path) -> Path:
+    """The data directory, 0700: it holds the keys, the SQLite database and the outbox of mailed links."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(0o700)
+    return path
+
+
 def keys_file(data_dir: Path) -> Path:
     return data_dir / "mfa_encryption_keys"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    data_dir = Path(env.get("DATA_DIR", "data")).resolve()
+    data_dir = private_dir(Path(env.get("DATA_DIR", "data")).resolve())
     secret_key = env.get("SECRET_KEY") or _secret_file(data_dir / "secret_key", secrets.token_urlsafe(48))
     keys = env.get("MFA_ENCRYPTION_KEYS") or _secret_file(keys_file(data_dir), new_key())
     return Settings(
@@ -96,10 +109,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_name=env.get("APP_NAME", "Chat360"),
         host=env.get("HOST", "127.0.0.1"),
         port=int(env.get("PORT", "8000")),
+        public_url=env.get("PUBLIC_URL", ""),
         reauth_window=int(env.get("REAUTH_WINDOW", "900")),
         idle_timeout=int(env.get("IDLE_TIMEOUT", "3600")),
         absolute_timeout=int(env.get("ABSOLUTE_TIMEOUT", "86400")),
         smtp_url=env.get("SMTP_URL") or None,
+        event_retention_days=int(env.get("EVENT_RETENTION_DAYS", "400")),
         debug=env.get("DEBUG", "") == "1",
         argon2_time_cost=int(env.get("ARGON2_TIME_COST", "5")),
         argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "65536")),
