@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, event
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, event, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
@@ -11,6 +14,8 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets foreign keys on and a busy timeout so processes can share the file."""
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
+        if not memory:
+            _create_private(make_url(url).database or "")
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 15},
@@ -21,6 +26,17 @@ def make_engine(url: str) -> Engine:
     # No pre-ping: it is a round trip on every checkout. A connection the server dropped fails one request
     # and SQLAlchemy discards the whole pool; recycling keeps connections from outliving server timeouts.
     return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+
+
+def _create_private(database: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use 0644); its WAL and SHM files take the
+    database file's mode. An existing file is left as it is."""
+    if not database or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(Path(database), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        pass  # exists already, or its directory doesn't (SQLite will report that)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
+from db.clock import now
 from db.models import SecurityEvent, User
+
+# Failures by anonymous clients (forged posts, failed sign-ins, throttled attempts) are one row per address,
+# kind and target per window; the rest of the window only counts, so nobody can flood the log.
+BOUND_WINDOW = timedelta(minutes=10)
 
 KINDS = {
     "sign_in": "Signed in",
@@ -64,7 +69,10 @@ def record(
     outcome: str = "success",
     detail: str = "",
 ) -> None:
-    """Add an entry to the caller's transaction (it commits with the change it describes)."""
+    """Add an entry to the caller's transaction (it commits with the change it describes). An anonymous
+    failure that repeats one already logged in the window only counts on that row (`repeats`)."""
+    if actor.id is None and outcome == "failure" and _counted(session, kind, ip=actor.ip[:64], target=target):
+        return
     session.add(
         SecurityEvent(
             kind=kind,
@@ -78,6 +86,32 @@ def record(
             detail=detail[:255],
         )
     )
+
+
+def _counted(session: Session, kind: str, *, ip: str, target: User | None) -> bool:
+    """Count this failure on the window's row for the same address, kind and target, if there is one."""
+    target_id = target.id if target else None
+    same = select(SecurityEvent.id).where(
+        SecurityEvent.kind == kind,
+        SecurityEvent.ip == ip,
+        col(SecurityEvent.actor_id).is_(None),
+        col(SecurityEvent.target_id).is_(None) if target_id is None else SecurityEvent.target_id == target_id,
+        SecurityEvent.at >= now() - BOUND_WINDOW,
+    )
+    row_id = session.exec(same.order_by(col(SecurityEvent.id).desc()).limit(1)).first()
+    if row_id is None:
+        return False
+    bump = update(SecurityEvent).where(col(SecurityEvent.id) == row_id)
+    session.execute(bump.values(repeats=SecurityEvent.repeats + 1))
+    return True
+
+
+def prune(session: Session, *, older_than_days: int) -> int:
+    """Delete entries older than the retention period (EVENT_RETENTION_DAYS); the number deleted."""
+    cutoff = now() - timedelta(days=older_than_days)
+    deleted = session.execute(delete(SecurityEvent).where(col(SecurityEvent.at) < cutoff)).rowcount
+    session.commit()
+    return int(deleted or 0)
 
 
 @dataclass(frozen=True)
@@ -104,7 +138,7 @@ def list_events(session: Session, *, where: EventFilter, limit: int = 500) -> li
 
 def failures_since(session: Session, *, user_id: int, since: datetime | None) -> int:
     """Failed second-factor checks against a member since a moment (their previous sign-in)."""
-    query = select(func.count(col(SecurityEvent.id))).where(
+    query = select(func.coalesce(func.sum(1 + col(SecurityEvent.repeats)), 0)).where(
         SecurityEvent.target_id == user_id, SecurityEvent.kind == "second_factor_failed"
     )
     if since is not None:

@@ -81,7 +81,8 @@ class Throttle(SQLModel, table=True):
 
 
 class SecurityEvent(SQLModel, table=True):
-    """Append-only: the app has no code path that updates or deletes a row."""
+    """Append-only, but for two things: an anonymous failure repeated in its window adds to `repeats` of
+    the window's row (db/events.py), and rows older than EVENT_RETENTION_DAYS are deleted."""
 
     __tablename__ = "security_event"
     id: int | None = Field(default=None, primary_key=True)
@@ -95,6 +96,7 @@ class SecurityEvent(SQLModel, table=True):
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=255)
     detail: str = Field(default="", max_length=255)
+    repeats: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # more like it, in its window
 
 
 class Notice(SQLModel, table=True):

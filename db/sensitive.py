@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
-from db import events
+from db import events, outbound
 from db.clock import now
 from db.crypto import Keyring
 from db.errors import InvalidInput, NotFound
@@ -22,16 +21,24 @@ def list_webhooks(session: Session) -> list[Webhook]:
     return list(session.exec(select(Webhook).order_by(col(Webhook.id))))
 
 
-def add_webhook(session: Session, *, url: str, keyring: Keyring, actor: Actor) -> tuple[Webhook, str]:
-    """A webhook to an https URL, and its signing secret (shown once; kept encrypted to sign deliveries)."""
+def add_webhook(
+    session: Session,
+    *,
+    url: str,
+    keyring: Keyring,
+    actor: Actor,
+    resolver: outbound.Resolver = outbound.system_resolver,
+) -> tuple[Webhook, str]:
+    """A webhook to a public https URL, and its signing secret (shown once; kept encrypted to sign deliveries).
+
+    The name is resolved (it may block: routes call this off the event loop) and refused when it is, or
+    resolves to, an internal address; delivery checks again (db/delivery.py)."""
     url = url.strip()
-    parts = urlsplit(url) if len(url) <= 500 else None
-    if parts is None or parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        raise InvalidInput("url", "Enter an https:// URL, like https://example.com/hooks/chat360.")
+    target = outbound.check_url(url, resolver=resolver)
     secret = "whsec_" + secrets.token_urlsafe(24)
     hook = Webhook(url=url, secret_encrypted=keyring.encrypt(secret))
     session.add(hook)
-    events.record(session, "webhook_changed", actor=actor, detail=f"added {parts.hostname}"[:255])
+    events.record(session, "webhook_changed", actor=actor, detail=f"added {target.host}"[:255])
     session.commit()
     return hook, secret
 

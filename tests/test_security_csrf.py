@@ -73,7 +73,7 @@ class World:
         self.agent = auth.create("agent@example.com", "agent")
         with open_session(engine) as session:
             hook, _ = sensitive.add_webhook(
-                session, url="https://hooks.example/a", keyring=keyring_for(auth.settings), actor=OPERATOR
+                session, url="https://93.184.215.14/a", keyring=keyring_for(auth.settings), actor=OPERATOR
             )
             self.hook_id = hook.id
             invited = session.get(User, self.agent.user.id)

@@ -133,7 +133,7 @@ def enrol(engine: Engine, settings: Settings, keyring: Keyring, at: float) -> tu
         changed = mfa.confirm_totp(
             session, user=user, sealed=sealed, code=code, keyring=keyring, ttl=600, actor=OPERATOR, at=at
         )
-        sensitive.add_webhook(session, url="https://hooks.example/x", keyring=keyring, actor=OPERATOR)
+        sensitive.add_webhook(session, url="https://93.184.215.14/x", keyring=keyring, actor=OPERATOR)
     clock = settings.totp_clock
     return Member(user, clock, secret=secret, codes=changed.codes), 2  # type: ignore[arg-type]
 

@@ -46,10 +46,10 @@ async def export_activity(ctx: Context) -> Response:
     rows = await ctx.run(events.list_events, where=where, limit=100_000)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail"])
+    writer.writerow(["time_utc", "event", "outcome", "actor", "target", "ip", "user_agent", "detail", "repeats"])
     for e in rows:
         cells = [e.at.isoformat(), e.kind, e.outcome, e.actor_label, e.target_label, e.ip, e.user_agent, e.detail]
-        writer.writerow([_cell(c) for c in cells])
+        writer.writerow([*(_cell(c) for c in cells), e.repeats])
     headers = {"Content-Disposition": 'attachment; filename="security-activity.csv"', "Cache-Control": "no-store"}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 

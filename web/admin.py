@@ -10,6 +10,7 @@ from starlette.responses import Response
 from db import mfa, org
 from db.errors import DomainError
 from db.models import ROLES
+from web import urls
 from web.guards import Context, guarded
 from web.templating import render, url_path
 
@@ -47,7 +48,7 @@ async def add_member(ctx: Context) -> Response:
         user, token = await ctx.run(org.add_member, email=email, role=role)
     except DomainError as error:
         return await refused(ctx, error, new_email=email)
-    link = ctx.settings.public_url + url_path(ctx.request, "show_set_password", token=token)
+    link = urls.absolute(ctx.request, "show_set_password", token=token)
     return await done(ctx, f"Added {user.email}. Send them this one-time link to choose a password:", link=link)
 
 

@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             guards.ReauthRequired: errors.reauth_required,
         },
     )
+    # Starlette's slash redirect copies the Host header into Location; /team/ is simply not found.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)

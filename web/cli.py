@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db import keys, links, mfa, migrate, org, users
+from db import events, keys, links, mfa, migrate, org, users
 from db.crypto import InvalidToken, Keyring, new_key
 from db.engine import make_engine, open_session
 from db.errors import DomainError
@@ -94,6 +94,12 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"Re-encrypted {count} secret(s) under the newest key.")
 
 
+def cmd_events_prune(settings: Settings, args: argparse.Namespace) -> None:
+    with _session(settings) as session:
+        count = events.prune(session, older_than_days=settings.event_retention_days)
+    print(f"Deleted {count} security-log entries older than {settings.event_retention_days} days.")
+
+
 def cmd_setup_link(settings: Settings, args: argparse.Namespace) -> None:
     with _session(settings) as session:
         token = links.issue_setup_token(session)
@@ -116,6 +122,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     import uvicorn
 
+    from web.redact import log_config
     from web.serving import NoDelayH11Protocol
 
     # Every worker reads WEB_CONCURRENCY (as uvicorn does), so each hashes passwords on its share of the cores.
@@ -134,6 +141,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         proxy_headers=True,
         http=NoDelayH11Protocol,
         log_level="warning" if args.quiet else "info",
+        log_config=log_config(),
     )
 
 
@@ -161,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     reset.set_defaults(run=cmd_user_reset_mfa)
     key = commands.add_parser("keys", help="encryption keys").add_subparsers(dest="action", required=True)
     key.add_parser("rotate", help="re-encrypt stored secrets under a new key").set_defaults(run=cmd_keys_rotate)
+    log = commands.add_parser("events", help="the security log").add_subparsers(dest="action", required=True)
+    log.add_parser("prune", help="delete entries older than EVENT_RETENTION_DAYS").set_defaults(run=cmd_events_prune)
     return root
 
 

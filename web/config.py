@@ -16,11 +16,22 @@ from typing import Any
 from starlette.config import Config
 from starlette.datastructures import Secret
 
+from db import outbound
 from db.crypto import new_key
 from db.mail import parse_relay
+from web import urls
 
 # Fields computed from others or holding secrets: read by hand below.
-_SPECIAL = {"data_dir", "database_url", "secret_key", "mfa_keys", "public_url", "smtp_ca_file", "totp_clock"}
+_SPECIAL = {
+    "data_dir",
+    "database_url",
+    "secret_key",
+    "mfa_keys",
+    "public_url",
+    "smtp_ca_file",
+    "totp_clock",
+    "resolver",
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class Settings:
     app_name: str = "Chat360"
     host: str = "127.0.0.1"
     port: int = 8000
-    public_url: str = ""  # the address members open; default http://localhost:PORT (passkeys need a name)
+    public_url: str = ""  # PUBLIC_URL, the origin in every absolute link; default http://localhost:<port>
     reauth_window: int = 900  # seconds a second-factor check stays fresh for sensitive settings
     idle_timeout: int = 3600  # NIST SP 800-63B-4 AAL2: re-authenticate after 1 h idle ...
     absolute_timeout: int = 86400  # ... and after 24 h in any case
@@ -42,6 +53,7 @@ class Settings:
     smtp_url: str | None = None
     smtp_ca_file: Path | None = None  # a private relay's CA, trusted besides the system's
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
+    event_retention_days: int = 400  # security-log entries older than this are deleted (hourly)
     debug: bool = False
     # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1 (its first listed configuration).
     argon2_time_cost: int = 2
@@ -50,6 +62,8 @@ class Settings:
     hash_concurrency: int = 0  # password hashes at once per worker; 0: the worker's share of the cores
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    # Resolves webhook host names (db/outbound.py); tests pass their own, as there is no DNS in the sandbox.
+    resolver: outbound.Resolver = field(default=outbound.system_resolver, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if ":" in self.app_name or not self.app_name.strip():
@@ -57,8 +71,7 @@ class Settings:
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
         if self.smtp_url:
             parse_relay(self.smtp_url)  # a scheme we don't know stops start-up with a clear message
-        if not self.public_url:
-            object.__setattr__(self, "public_url", f"http://localhost:{self.port}")  # frozen, defaulted once
+        object.__setattr__(self, "public_url", urls.public_url(self.public_url, port=self.port))  # validated once
 
     @property
     def outbox(self) -> Path:
@@ -91,6 +104,15 @@ def _secret_file(path: Path, make: str) -> str:
     return path.read_text().strip()
 
 
+def private_dir(path: Path) -> Path:
+    """The data directory, 0700: it holds the keys, the SQLite database and the outbox of mailed links."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(0o700)
+    return path
+
+
 def keys_file(data_dir: Path) -> Path:
     return data_dir / "mfa_encryption_keys"
 
@@ -103,7 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if f.name not in _SPECIAL:
             cast = type(f.default) if f.default is not None else str
             values[f.name] = config(f.name.upper(), cast=cast, default=f.default)
-    data_dir = Path(config("DATA_DIR", default="data")).resolve()
+    data_dir = private_dir(Path(config("DATA_DIR", default="data")).resolve())
     secret_key = config("SECRET_KEY", cast=Secret, default="")
     keys = config("MFA_ENCRYPTION_KEYS", cast=Secret, default="")
     return Settings(

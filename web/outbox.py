@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -11,11 +12,12 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from db import outbox
+from db import events, outbox
 from db.engine import open_session
 from web.config import Settings
 
 log = logging.getLogger("chat360.outbox")
+PRUNE_EVERY = 3600.0  # seconds between deletions of security-log entries past their retention
 
 
 def mailer(settings: Settings) -> outbox.Mailer:
@@ -33,15 +35,30 @@ def deliver_now(settings: Settings, engine: object, *, at: datetime | None = Non
         return outbox.deliver(session, mailer=mailer(settings), app_name=settings.app_name, at=at)
 
 
+def prune_events(settings: Settings, engine: object) -> int:
+    with open_session(engine) as session:  # type: ignore[arg-type]
+        return events.prune(session, older_than_days=settings.event_retention_days)
+
+
+def housekeeping(settings: Settings, engine: object, last_prune: float) -> float:
+    """Mail what is queued; prune the log when it is due. Returns when the log was last pruned."""
+    deliver_now(settings, engine)
+    if time.monotonic() - last_prune < PRUNE_EVERY:
+        return last_prune
+    prune_events(settings, engine)
+    return time.monotonic()
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
 
     async def loop() -> None:
+        last_prune = -PRUNE_EVERY
         while True:
             await anyio.sleep(settings.outbox_interval)
             try:
-                await anyio.to_thread.run_sync(deliver_now, settings, app.state.engine)
+                last_prune = await anyio.to_thread.run_sync(housekeeping, settings, app.state.engine, last_prune)
             except Exception:  # noqa: BLE001 - a broken mail server or database must not stop the worker
                 log.exception("delivering security notices failed; will retry")
 

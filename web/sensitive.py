@@ -29,7 +29,7 @@ async def show_webhooks(ctx: Context) -> Response:
 async def add_webhook(ctx: Context) -> Response:
     url = ctx.field("url", 600)
     try:
-        hook, secret = await ctx.run(sensitive.add_webhook, url=url)
+        hook, secret = await ctx.run(sensitive.add_webhook, url=url, resolver=ctx.settings.resolver)
     except DomainError as error:
         return await webhooks(ctx, url=url, error=error.message, status_code=error.status)
     return await webhooks(ctx, secret=secret, added=hook.url)
