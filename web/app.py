@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.engine import make_engine
+from db.keyholders import holder_name
 from web import account, admin, auth, errors, guards, mfa, outbox, sensitive
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
+    app.state.keyring = settings.keyring  # one per app: the reports of db/keyholders.py describe this one
+    app.state.key_holder = holder_name()
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)
     app.state.hash_limiter = make_limiter(settings.hash_concurrency)
     return app

@@ -13,6 +13,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from db.crypto import Keyring, new_key
+from db.keyfile import FileKeyring
 from db.passwords import make_hasher
 
 
@@ -38,6 +39,7 @@ class Settings:
     argon2_memory_kib: int = 65536
     hash_concurrency: int = 2  # password hashes at once: one per core
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
+    keys_path: Path | None = None  # the managed key file, re-read when it changes; None: keys fixed (env)
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     password_hasher: PasswordHasher = field(init=False, repr=False, compare=False)
     keyring: Keyring = field(init=False, repr=False, compare=False)
@@ -48,7 +50,8 @@ class Settings:
             raise ValueError("APP_NAME must be non-empty and may not contain ':'")
         hasher = make_hasher(time_cost=self.argon2_time_cost, memory_kib=self.argon2_memory_kib)
         object.__setattr__(self, "password_hasher", hasher)
-        object.__setattr__(self, "keyring", Keyring(self.mfa_keys))
+        keyring = FileKeyring(self.keys_path) if self.keys_path else Keyring(self.mfa_keys)
+        object.__setattr__(self, "keyring", keyring)  # alias of app.state.keyring, for callers not moved yet
 
     @property
     def outbox(self) -> Path:
@@ -90,6 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'chat360.db'}",
         secret_key=secret_key,
         mfa_keys=tuple(k.strip() for k in keys.replace("\n", ",").split(",") if k.strip()),
+        keys_path=None if env.get("MFA_ENCRYPTION_KEYS") else keys_file(data_dir),
         app_name=env.get("APP_NAME", "Chat360"),
         host=env.get("HOST", "127.0.0.1"),
         port=int(env.get("PORT", "8000")),
