@@ -150,7 +150,7 @@ def test_rotation_under_a_live_two_worker_server(database: tuple[dict[str, str],
     codes, refused, phases = Codes(), [], []
     server = start_server(env, tmp_path / "server.log", "--workers", "2")
     try:
-        wait_ready([server])
+        wait_ready([server], timeout=90)  # two workers on a busy shared machine
         wait_for_workers(engine, 2)
         rotation = rotate_cli(env)
         while rotation.poll() is None:  # members keep signing in while each phase runs
@@ -174,7 +174,7 @@ def test_rotation_under_a_live_two_worker_server(database: tuple[dict[str, str],
         stop([server])
     server = start_server(env, tmp_path / "restarted.log", "--workers", "2")
     try:
-        wait_ready([server])
+        wait_ready([server], timeout=90)  # two workers on a busy shared machine
         code = codes.next(enrolled)
         assert code is not None
         assert sign_in(server, enrolled, code) == 303, server.output()
