@@ -150,3 +150,17 @@ class Billing(SQLModel, table=True):
     plan: str = Field(default="starter", max_length=16)
     billing_email: str = Field(default="", max_length=254)
     updated_at: datetime = Field(default_factory=now)
+
+
+class KeyHolder(SQLModel, table=True):
+    """What one app process has loaded from the encryption keys, refreshed by its background loop, so a key
+    rotation can wait for every live process before the next phase (db/keys.py)."""
+
+    __tablename__ = "key_holder"
+    holder: str = Field(primary_key=True, max_length=128)  # host:pid:instance
+    fingerprints: str = Field(max_length=512)  # comma-separated, the encrypting key first
+    sealed_at: datetime | None = None  # last seal under the encrypting key above
+    old_sealed_at: datetime | None = None  # last seal under any key that encrypted before it
+    report_every: float = 2.0
+    seen_at: datetime = Field(default_factory=now)
+    stopped: bool = False

@@ -62,15 +62,15 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start_server(env: dict[str, str], log: Path, *, quiet: bool = True) -> Server:
-    """`python -m web serve` (migrate, then uvicorn) on a free port, with `env` on top of ours; `quiet=False`
-    keeps uvicorn's access log."""
+def start_server(env: dict[str, str], log: Path, *args: str, quiet: bool = True) -> Server:
+    """`python -m web serve` (migrate, then uvicorn) on a free port, with `env` on top of ours; `args` such
+    as `--workers 2` go to `serve`; `quiet=False` keeps uvicorn's access log."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k not in ("MFA_ENCRYPTION_KEYS", "SECRET_KEY", "DATABASE_URL")}
     full |= env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "web", "serve", *(["--quiet"] if quiet else [])],
+            [sys.executable, "-m", "web", "serve", *(["--quiet"] if quiet else []), *args],
             cwd=ROOT,
             env=full,
             stdout=out,

@@ -200,7 +200,7 @@ def test_rotation_with_the_managed_keys_file(tmp_path: Path, clock: Clock) -> No
     env = {"DATA_DIR": str(tmp_path), "DATABASE_URL": url}
     loaded = load_settings(env)
     settings = make_settings(tmp_path, database_url=url, totp_clock=clock, mfa_keys=loaded.mfa_keys)
-    member, count = enrol(engine, settings, loaded.keyring, clock())
+    member, count = enrol(engine, settings, keyring_for(loaded), clock())
     old = loaded.mfa_keys
 
     result = cli(env, "keys", "rotate")

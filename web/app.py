@@ -20,6 +20,8 @@ from starlette.staticfiles import StaticFiles
 from db.crypto import Keyring
 from db.engine import make_engine
 from db.errors import DomainError
+from db.keyfile import FileKeyring
+from db.keyholders import holder_name
 from db.passwords import make_hasher
 from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive
 from web.config import Settings, load_settings
@@ -117,7 +119,8 @@ def moved(paths: dict[str, str]) -> list[Route]:
 
 
 def keyring_for(settings: Settings) -> Keyring:
-    return Keyring(settings.mfa_keys)
+    """The key file's keyring (re-read when the file changes), or the fixed keys of MFA_ENCRYPTION_KEYS."""
+    return FileKeyring(settings.keys_path) if settings.keys_path else Keyring(settings.mfa_keys)
 
 
 def hasher_for(settings: Settings) -> PasswordHasher:
@@ -149,8 +152,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
+    app.state.keyring = keyring_for(settings)  # one per app: the reports of db/keyholders.py describe this one
+    app.state.key_holder = holder_name()
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)
-    app.state.keyring = keyring_for(settings)
     app.state.hasher = hasher_for(settings)
     app.state.hash_limiter = anyio.CapacityLimiter(settings.hashes_at_once)
     return app

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db import events, keys, links, mfa, migrate, org, users
-from db.crypto import InvalidToken, Keyring, new_key
+from db import events, links, mfa, migrate, org, users
 from db.engine import make_engine, open_session
 from db.errors import DomainError
 from db.events import OPERATOR
 from db.models import ROLES
+from web import cli_keys
 from web.app import hasher_for
-from web.config import Settings, keys_file, load_settings
+from web.config import Settings, load_settings
 from web.outbox import deliver_now
 
 
@@ -74,24 +74,6 @@ def cmd_user_reset_mfa(settings: Settings, args: argparse.Namespace) -> None:
         mfa.reset_mfa(session, user=user, actor=OPERATOR, reason=args.reason)
     deliver_now(settings, session.get_bind())
     print(f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
-
-
-def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
-    """With keys in the data directory: add a new key, re-encrypt, retire the old. With MFA_ENCRYPTION_KEYS:
-    re-encrypt under its first key (put the new key first, run this, then drop the old ones)."""
-    path = keys_file(settings.data_dir)
-    managed = path.exists() and tuple(path.read_text().split()) == settings.mfa_keys
-    keyring = Keyring((new_key(), *settings.mfa_keys) if managed else settings.mfa_keys)
-    if managed:
-        path.write_text("\n".join(keyring.keys) + "\n")  # both keys while re-encrypting
-    with _session(settings) as session:
-        try:
-            count = keys.rotate_secrets(session, keyring=keyring)
-        except InvalidToken as exc:
-            raise Failure("a stored secret can't be opened with any configured key; nothing was changed") from exc
-    if managed:
-        path.write_text(keyring.keys[0] + "\n")
-    print(f"Re-encrypted {count} secret(s) under the newest key.")
 
 
 def cmd_events_prune(settings: Settings, args: argparse.Namespace) -> None:
@@ -167,8 +149,7 @@ def parser() -> argparse.ArgumentParser:
     reset.add_argument("--email", required=True)
     reset.add_argument("--reason", default="lost device (operator)")
     reset.set_defaults(run=cmd_user_reset_mfa)
-    key = commands.add_parser("keys", help="encryption keys").add_subparsers(dest="action", required=True)
-    key.add_parser("rotate", help="re-encrypt stored secrets under a new key").set_defaults(run=cmd_keys_rotate)
+    cli_keys.register(commands, _session)
     log = commands.add_parser("events", help="the security log").add_subparsers(dest="action", required=True)
     log.add_parser("prune", help="delete entries older than EVENT_RETENTION_DAYS").set_defaults(run=cmd_events_prune)
     return root
@@ -178,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(load_settings(), args)
-    except (Failure, ValueError) as exc:
+    except (Failure, cli_keys.Refused, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -31,6 +31,7 @@ _SPECIAL = {
     "smtp_ca_file",
     "totp_clock",
     "resolver",
+    "keys_path",
 }
 
 
@@ -61,6 +62,7 @@ class Settings:
     web_concurrency: int = 1  # worker processes (uvicorn reads the same WEB_CONCURRENCY)
     hash_concurrency: int = 0  # password hashes at once per worker; 0: the worker's share of the cores
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
+    keys_path: Path | None = None  # the managed key file, re-read when it changes; None: keys fixed (env)
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     # Resolves webhook host names (db/outbound.py); tests pass their own, as there is no DNS in the sandbox.
     resolver: outbound.Resolver = field(default=outbound.system_resolver, repr=False, compare=False)
@@ -133,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=config("DATABASE_URL", default="") or f"sqlite:///{data_dir / 'chat360.db'}",
         secret_key=str(secret_key) or _secret_file(data_dir / "secret_key", secrets.token_urlsafe(48)),
         mfa_keys=_keys(str(keys) or _secret_file(keys_file(data_dir), new_key())),
+        keys_path=None if str(keys) else keys_file(data_dir),  # a key file is re-read when it changes
         public_url=config("PUBLIC_URL", default="").rstrip("/"),
         smtp_ca_file=Path(ca) if (ca := config("SMTP_CA_FILE", default="")) else None,
         **values,

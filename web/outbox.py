@@ -1,4 +1,5 @@
-"""Mailing security notices after the request that queued them, from a small loop in each worker."""
+"""Mailing security notices after the request that queued them, from a small loop in each worker. The same
+loop reports which encryption keys the worker holds (db/keyholders.py), for key rotation to wait on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from db import events, outbox
+from db import events, keyholders, outbox
 from db.engine import open_session
 from web.config import Settings
 
@@ -49,6 +50,20 @@ def housekeeping(settings: Settings, engine: object, last_prune: float) -> float
     return time.monotonic()
 
 
+def report_keys(app: Starlette, *, stopped: bool = False) -> None:
+    try:
+        with open_session(app.state.engine) as session:
+            keyholders.report(
+                session,
+                holder=app.state.key_holder,
+                keyring=app.state.keyring,
+                every=app.state.settings.outbox_interval,
+                stopped=stopped,
+            )
+    except Exception:  # noqa: BLE001 - a rotation waits for the next report; serving must go on
+        log.exception("reporting the loaded encryption keys failed; will retry")
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -57,12 +72,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         last_prune = -PRUNE_EVERY
         while True:
             await anyio.sleep(settings.outbox_interval)
+            await anyio.to_thread.run_sync(lambda: report_keys(app))
             try:
                 last_prune = await anyio.to_thread.run_sync(housekeeping, settings, app.state.engine, last_prune)
             except Exception:  # noqa: BLE001 - a broken mail server or database must not stop the worker
                 log.exception("delivering security notices failed; will retry")
 
+    report_keys(app)
     async with anyio.create_task_group() as group:
         group.start_soon(loop)
         yield
         group.cancel_scope.cancel()
+    report_keys(app, stopped=True)
