@@ -112,7 +112,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from web.serving import NoDelayH11Protocol
+    from web.serving import NoDelayHttpToolsProtocol
 
     # Each worker hashes passwords on its share of the cores: more would only queue and hold memory.
     os.environ.setdefault("HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 1) // max(1, args.workers))))
@@ -127,7 +127,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port,
         workers=args.workers,
         proxy_headers=True,
-        http=NoDelayH11Protocol,
+        http=NoDelayHttpToolsProtocol,
+        loop="uvloop",
         log_level="warning" if args.quiet else "info",
     )
 
