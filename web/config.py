@@ -34,8 +34,9 @@ class Settings:
     smtp_url: str | None = None
     outbox_interval: float = 2.0  # seconds between deliveries of queued security notices
     debug: bool = False
-    argon2_time_cost: int = 5
-    argon2_memory_kib: int = 65536
+    # argon2id per OWASP's Password Storage Cheat Sheet (m=19 MiB, t=2, p=1), its first listed configuration
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
     hash_concurrency: int = 2  # password hashes at once: one per core
     # The clock TOTP codes are checked against; tests pass their own to step through time windows.
     totp_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
@@ -98,7 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         absolute_timeout=int(env.get("ABSOLUTE_TIMEOUT", "86400")),
         smtp_url=env.get("SMTP_URL") or None,
         debug=env.get("DEBUG", "") == "1",
-        argon2_time_cost=int(env.get("ARGON2_TIME_COST", "5")),
-        argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "65536")),
+        argon2_time_cost=int(env.get("ARGON2_TIME_COST", "2")),
+        argon2_memory_kib=int(env.get("ARGON2_MEMORY_KIB", "19456")),
         hash_concurrency=int(env.get("HASH_CONCURRENCY", str(os.cpu_count() or 1))),
     )
