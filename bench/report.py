@@ -4,6 +4,7 @@ docs/benchmarks.md (one section per database, replaced on each run)."""
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 from datetime import UTC, datetime
@@ -43,7 +44,8 @@ def render(
         f"{platform.processor() or platform.machine()}, {len_cores()} cores; "
         + ("server pinned to core 0, load tool to core 1" if pinned else "server and load tool unpinned")
         + f"; uvicorn httptools + uvloop, {args.workers} worker(s); {args.seconds} s per measurement; "
-        f"wrk -t1 -c16 for pages, bench/signin.py with 8 virtual users for flows.",
+        f"wrk -t1 -c16 for pages, bench/signin.py with 8 virtual users for flows; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other people's work on the same cores).",
         "",
         "| measurement | app | ceiling | app ÷ ceiling | target | |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -76,8 +78,6 @@ def render(
 
 
 def len_cores() -> int:
-    import os
-
     return os.cpu_count() or 1
 
 

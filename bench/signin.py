@@ -66,22 +66,25 @@ async def bare_flow(client: httpx.AsyncClient, member: dict[str, str], times: li
         times.append(time.perf_counter() - started)
 
 
-def _headers(base: str, index: int) -> dict[str, str]:
-    return {"Origin": base, "X-Forwarded-For": f"198.18.{index // 250}.{index % 250 + 1}"}
+def _forwarded_for(index: int) -> str:
+    return f"198.18.{index // 250}.{index % 250 + 1}"
 
 
 async def _user(base: str, queue: collections.deque, deadline: float, flow, out: list[list[float]]) -> None:  # type: ignore[no-untyped-def,type-arg]
-    while time.monotonic() < deadline:
-        index, member, step = queue.popleft()
-        if step >= int(time.time()) // 30:
-            queue.append((index, member, step))
-            await asyncio.sleep(0.01)
-            continue
-        times: list[float] = []
-        async with httpx.AsyncClient(base_url=base, headers=_headers(base, index)) as client:
+    """One virtual user: one keep-alive client, its cookies cleared between sign-ins (a fresh browser session)."""
+    async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as client:
+        while time.monotonic() < deadline:
+            index, member, step = queue.popleft()
+            if flow is sign_in and step >= int(time.time()) // 30:
+                queue.append((index, member, step))
+                await asyncio.sleep(0.01)
+                continue
+            client.cookies.clear()
+            client.headers["X-Forwarded-For"] = _forwarded_for(index)
+            times: list[float] = []
             await flow(client, member, times)
-        out.append(times)
-        queue.append((index, member, int(time.time()) // 30))
+            out.append(times)
+            queue.append((index, member, int(time.time()) // 30))
 
 
 async def drive(base: str, members: list[dict[str, str]], seconds: float, concurrency: int, bare: bool) -> dict:  # type: ignore[type-arg]
