@@ -40,7 +40,7 @@ format: install
 check: lint test
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(if $(PROFILE),--profile)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

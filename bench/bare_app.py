@@ -1,12 +1,14 @@
 """The ceiling of the stack: the least a Starlette + Jinja page with a signed-cookie session can cost.
 
-Served by uvicorn exactly like the app (same workers, same HTTP implementation and event loop), so the
-app's figures divided by these say what the app's own code costs, not what the stack costs.
+`python bench/bare_app.py PORT WORKERS` serves it as `python -m web serve` serves the app (uvicorn,
+httptools with TCP_NODELAY, uvloop, the same worker count), so the ceiling is as fast as the stack allows
+and the app's figures divided by these say what the app's own code costs.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from jinja2 import DictLoader, Environment
 from starlette.applications import Starlette
@@ -35,7 +37,7 @@ async def page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    """Sets the session once, so the load generator holds a real signed cookie."""
+    """Sets the session once, so the load tool holds a real signed cookie."""
     request.session["user"] = "member@bench.example"
     return PlainTextResponse("ok")
 
@@ -49,4 +51,21 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[Route("/", page), Route("/login", login), Route("/healthz", healthz)],
         middleware=[Middleware(SessionMiddleware, secret_key=secret)],
+    )
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    from web.serving import NoDelayHttpToolsProtocol
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    uvicorn.run(
+        "bare_app:create_app",
+        factory=True,
+        port=port,
+        workers=workers,
+        http=NoDelayHttpToolsProtocol,
+        loop="uvloop",
+        log_level="warning",
     )

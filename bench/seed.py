@@ -1,95 +1,70 @@
-"""Seeding members with MFA on, fast: the rows a real enrolment leaves, written directly through the models.
+"""Members with TOTP on, made through the product's own services (the same calls as a real enrolment).
 
-A real enrolment costs one argon2 hash of the password (0.2 s) and ten of backup codes; for 2,000 members
-that is minutes. So one password hash with the production parameters, and one backup-code hash, are
-computed once and reused for every member. Each member still gets their own TOTP secret, encrypted with
-the keyring the server will use (same DATA_DIR), so every code the load generator computes is checked for
-real.
+Each member costs one password hash (the running config's argon2 parameters) and ten backup-code hashes,
+so a few hundred take a few seconds. Their addresses carry a per-run tag, so seeding never collides with an
+earlier run's members in a reused PostgreSQL database.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import secrets
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import pyotp
-from itsdangerous import TimestampSigner
-from sqlalchemy import Engine, insert
-from sqlmodel import select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-from db import codes, migrate, signins
-from db.clock import now
+from db import mfa, migrate, users
+from db.factors import totp
 from db.engine import open_session
-from db.models import RecoveryCode, TotpDevice, User
-from web import guards
+from db.events import OPERATOR
+from db.models import User
+from web.app import hasher_for, keyring_for
 from web.config import Settings
-from web.cookies import PLAIN_NAME
 
 PASSWORD = "bench correct horse battery staple"
-DOMAIN = "bench.example"
 
 
-@dataclass(frozen=True)
-class Seeded:
-    id: int
-    email: str
-    secret: str
-
-
-def seed(engine: Engine, settings: Settings, count: int) -> tuple[list[Seeded], float]:
-    """`count` agents with a confirmed authenticator and ten unused backup codes; returns them and the seconds."""
-    started = time.perf_counter()
+def seed(engine: Engine, settings: Settings, count: int) -> list[dict[str, str]]:
+    """`count` agents with a confirmed authenticator; returns their email, password and TOTP secret."""
     migrate.upgrade(engine)
-    password_hash = settings.password_hasher.hash(PASSWORD)  # once, with the production parameters
-    code = codes.normalize(codes.generate(1)[0]) or ""
-    code_hash = codes.hash_code(code)  # once as well: the Settings page only counts these rows
-    secrets = [pyotp.random_base32() for _ in range(count)]
-    emails = [f"member{i:04d}@{DOMAIN}" for i in range(count)]
+    tag = secrets.token_hex(3)
+    members = []
     with open_session(engine) as session:
-        session.add_all([User(email=e, role="agent", password_hash=password_hash) for e in emails])
-        session.commit()
-        ids = dict(session.exec(select(User.email, User.id).where(User.email.in_(emails))).all())  # type: ignore[attr-defined]
-        session.add_all(
-            [
-                TotpDevice(user_id=ids[e], secret_encrypted=settings.keyring.encrypt(s))
-                for e, s in zip(emails, secrets, strict=True)
-            ]
-        )
-        at = now()
-        rows = [
-            {"user_id": ids[e], "lookup": f"{i:06d}{n:02d}", "code_hash": code_hash, "created_at": at}
-            for i, e in enumerate(emails)
-            for n in range(codes.COUNT)
-        ]
-        session.execute(insert(RecoveryCode), rows)  # bulk: 20,000 model instances would take seconds
-        session.commit()
-    members = [Seeded(ids[e], e, s) for e, s in zip(emails, secrets, strict=True)]
-    return members, time.perf_counter() - started
+        for i in range(count):
+            user = users.create_user(
+                session,
+                email=f"m{i:04d}.{tag}@bench.example",
+                role="agent",
+                password=PASSWORD,
+                hasher=hasher_for(settings),
+                actor=OPERATOR,
+            )
+            secret = _enrol(session, settings, user)
+            members.append({"email": user.email, "password": PASSWORD, "secret": secret})
+    return members
 
 
-def cookie_value(secret_key: str, values: dict[str, object]) -> str:
-    """A session cookie exactly as web/cookies.py signs it (itsdangerous, salt "chat360.session")."""
-    signer = TimestampSigner(secret_key, salt="chat360.session")
-    payload = base64.b64encode(json.dumps(values, separators=(",", ":")).encode())
-    return signer.sign(payload).decode()
+def _enrol(session: Session, settings: Settings, user: User) -> str:
+    """Enrol as the Settings page does; the code is from two steps ago so the current one is still unused."""
+    sealed, secret = totp.begin_enrolment(keyring_for(settings), user_id=user.id or 0)
+    at = time.time() - 90
+    code = pyotp.TOTP(secret).at(at)
+    mfa.confirm_totp(
+        session,
+        user=user,
+        sealed=sealed,
+        code=code,
+        keyring=keyring_for(settings),
+        ttl=settings.enrolment_ttl,
+        actor=OPERATOR,
+        at=at,
+    )
+    session.commit()
+    return secret
 
 
-def mint_sessions(engine: Engine, settings: Settings, members: list[Seeded]) -> list[str]:
-    """Signed-in sessions made in the database (db.signins.start), as Cookie header values.
-
-    For the step-up pool only: a TOTP code can be used once per member per 30 s, so step-up needs many
-    signed-in members, and signing 1,500 of them in over HTTP would cost five minutes of argon2.
-    """
-    now = int(time.time())
-    cookies = []
-    with open_session(engine) as session:
-        for member in members:
-            user = session.get(User, member.id)
-            assert user is not None
-            token = signins.start(session, user=user, ip="127.0.0.1", user_agent="bench")
-            values = {guards.SID: token, guards.SINCE: now, guards.SEEN: now}
-            cookies.append(f"{PLAIN_NAME}=" + cookie_value(settings.secret_key, values))
-        session.commit()
-    return cookies
+def save(members: list[dict[str, str]], path: Path) -> None:
+    path.write_text(json.dumps(members))

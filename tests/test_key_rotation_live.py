@@ -86,7 +86,9 @@ def enrol_over_http(server: Server, engine: Engine, email: str, codes: Codes) ->
         assert page.status_code == 303, page.text
         account = Account(email, setup_key(browser.http.get("/settings/mfa/totp").text), [])
         token = browser.token("/settings/mfa/totp")
-        confirmed = browser.http.post("/settings/mfa/totp/confirm", data={"csrf_token": token, "code": codes.next(account)})
+        confirmed = browser.http.post(
+            "/settings/mfa/totp/confirm", data={"csrf_token": token, "code": codes.next(account)}
+        )
         assert confirmed.status_code in (200, 303), confirmed.text
     finally:
         browser.close()

@@ -105,7 +105,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from web.redact import log_config
-    from web.serving import NoDelayH11Protocol
+    from web.serving import NoDelayHttpToolsProtocol
 
     # Every worker reads WEB_CONCURRENCY (as uvicorn does), so each hashes passwords on its share of the cores.
     workers = args.workers or settings.web_concurrency
@@ -121,7 +121,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port,
         workers=workers,
         proxy_headers=True,
-        http=NoDelayH11Protocol,
+        http=NoDelayHttpToolsProtocol,
+        loop="uvloop",
         log_level="warning" if args.quiet else "info",
         log_config=log_config(),
     )
