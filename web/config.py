@@ -25,6 +25,7 @@ class Settings:
     app_name: str = "Chat360"
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str = ""  # where members reach the app (passkeys' RP ID and origin); empty: http://localhost:<port>
     reauth_window: int = 900  # seconds a second-factor check stays fresh for sensitive settings
     idle_timeout: int = 3600  # NIST SP 800-63B-4 AAL2: re-authenticate after 1 h idle ...
     absolute_timeout: int = 86400  # ... and after 24 h in any case
@@ -49,6 +50,8 @@ class Settings:
         hasher = make_hasher(time_cost=self.argon2_time_cost, memory_kib=self.argon2_memory_kib)
         object.__setattr__(self, "password_hasher", hasher)
         object.__setattr__(self, "keyring", Keyring(self.mfa_keys))
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://localhost:{self.port}")
 
     @property
     def outbox(self) -> Path:
@@ -93,6 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_name=env.get("APP_NAME", "Chat360"),
         host=env.get("HOST", "127.0.0.1"),
         port=int(env.get("PORT", "8000")),
+        public_url=env.get("PUBLIC_URL", ""),
         reauth_window=int(env.get("REAUTH_WINDOW", "900")),
         idle_timeout=int(env.get("IDLE_TIMEOUT", "3600")),
         absolute_timeout=int(env.get("ABSOLUTE_TIMEOUT", "86400")),
