@@ -198,7 +198,6 @@ def verify_assertion(
     row = session.exec(select(PasskeyCredential).where(PasskeyCredential.credential_id == parsed.id)).first()
     if row is None or (user is not None and row.user_id != user.id):
         raise PasskeyRejected("unknown_credential", user_id=user_id)
-    _check_user_handle(row, parsed.response.user_handle, discoverable=user is None)
     try:
         # The library's own counter check is given 0 so that it always passes: ours below runs only after the
         # signature has verified, so nobody without the private key can raise a clone alarm.
@@ -213,6 +212,7 @@ def verify_assertion(
         )
     except WebAuthnException as exc:
         raise PasskeyRejected(_reason(str(exc)), str(exc), user_id=row.user_id) from exc
+    _check_user_handle(row, parsed.response.user_handle, discoverable=user is None)
     _advance_counter(session, row, verified.new_sign_count, verified.credential_backed_up)
     return row.user_id, row
 
