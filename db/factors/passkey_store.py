@@ -1,12 +1,14 @@
-"""A member's stored passkeys: listing, renaming, removing, and the errors the passkey services raise."""
+"""A member's stored passkeys: listing, renaming, removing, the signature counter, and the errors the passkey
+services raise."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
+from db.clock import now
 from db.factors.relying_party import NAME_MAX, clean_name
 from db.models import PasskeyCredential
 
@@ -106,3 +108,36 @@ def remove_all(session: Session, user_id: int) -> int:
     """Remove every passkey of the member ("Reset MFA"); does not commit, so it joins the reset's transaction."""
     removed = session.execute(delete(PasskeyCredential).where(col(PasskeyCredential.user_id) == user_id))
     return removed.rowcount
+
+
+def advance_counter(session: Session, row: PasskeyCredential, new: int, backed_up: bool) -> None:
+    """Refuse a counter that did not go up (when the authenticator counts at all); store it in one conditional
+    UPDATE, so two assertions racing with the same count can't both pass."""
+    stored = row.sign_count
+    if (new or stored) and new <= stored:
+        raise PasskeyRejected("passkey_clone_suspected", f"counter {new} after {stored}", user_id=row.user_id)
+    moved = session.execute(
+        update(PasskeyCredential)
+        .where(col(PasskeyCredential.id) == row.id, col(PasskeyCredential.sign_count) == stored)
+        .values(sign_count=new, last_used_at=now(), backed_up=backed_up)
+    )
+    if moved.rowcount != 1:
+        session.rollback()
+        raise PasskeyRejected("passkey_clone_suspected", "counter raced", user_id=row.user_id)
+    session.commit()
+    session.refresh(row)
+
+
+def reason_for(message: str) -> str:
+    """A short label for the log from py_webauthn's message; the member sees one message whatever it is."""
+    for needle, reason in (
+        ("origin", "wrong_origin"),
+        ("User verification", "uv_missing"),
+        ("challenge", "wrong_challenge"),
+        ("RP ID", "wrong_rp_id"),
+        ("signature", "bad_signature"),
+        ("not present", "up_missing"),
+    ):
+        if needle in message:
+            return reason
+    return "invalid_response"

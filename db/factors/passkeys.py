@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -35,7 +34,6 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from db.clock import now
 from db.factors import challenges
 from db.factors.passkey_store import (
     InvalidPasskeyName,
@@ -43,9 +41,11 @@ from db.factors.passkey_store import (
     PasskeyNotFound,
     PasskeyRejected,
     RegistrationFailed,
+    advance_counter,
     count_passkeys,
     credentials_of,
     list_passkeys,
+    reason_for,
     remove_all,
     remove_passkey,
     rename_passkey,
@@ -211,9 +211,9 @@ def verify_assertion(
             require_user_verification=require_uv,
         )
     except WebAuthnException as exc:
-        raise PasskeyRejected(_reason(str(exc)), str(exc), user_id=row.user_id) from exc
+        raise PasskeyRejected(reason_for(str(exc)), str(exc), user_id=row.user_id) from exc
     _check_user_handle(row, parsed.response.user_handle, discoverable=user is None)
-    _advance_counter(session, row, verified.new_sign_count, verified.credential_backed_up)
+    advance_counter(session, row, verified.new_sign_count, verified.credential_backed_up)
     return row.user_id, row
 
 
@@ -223,36 +223,3 @@ def _check_user_handle(row: PasskeyCredential, user_handle: bytes | None, *, dis
         return
     if user_handle is None or not secrets.compare_digest(user_handle, base64url_to_bytes(row.user_handle)):
         raise PasskeyRejected("user_handle_mismatch", user_id=row.user_id)
-
-
-def _advance_counter(session: Session, row: PasskeyCredential, new: int, backed_up: bool) -> None:
-    """Refuse a counter that did not go up (when the authenticator counts at all); store it in one conditional
-    UPDATE, so two assertions racing with the same count can't both pass."""
-    stored = row.sign_count
-    if (new or stored) and new <= stored:
-        raise PasskeyRejected("passkey_clone_suspected", f"counter {new} after {stored}", user_id=row.user_id)
-    moved = session.execute(
-        update(PasskeyCredential)
-        .where(col(PasskeyCredential.id) == row.id, col(PasskeyCredential.sign_count) == stored)
-        .values(sign_count=new, last_used_at=now(), backed_up=backed_up)
-    )
-    if moved.rowcount != 1:
-        session.rollback()
-        raise PasskeyRejected("passkey_clone_suspected", "counter raced", user_id=row.user_id)
-    session.commit()
-    session.refresh(row)
-
-
-def _reason(message: str) -> str:
-    """A short label for the log from py_webauthn's message; the member sees one message whatever it is."""
-    for needle, reason in (
-        ("origin", "wrong_origin"),
-        ("User verification", "uv_missing"),
-        ("challenge", "wrong_challenge"),
-        ("RP ID", "wrong_rp_id"),
-        ("signature", "bad_signature"),
-        ("not present", "up_missing"),
-    ):
-        if needle in message:
-            return reason
-    return "invalid_response"
