@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db import mfa, migrate, users
-from db.factors import totp
 from db.engine import open_session
 from db.events import OPERATOR
+from db.factors import totp
 from db.models import User
 from web.app import hasher_for, keyring_for
 from web.config import Settings

@@ -45,22 +45,6 @@ class TotpDevice(SQLModel, table=True):
     last_used_step: int | None = None
 
 
-class PasskeyCredential(SQLModel, table=True):
-    """A WebAuthn credential (passkey) registered by a member."""
-
-    __tablename__ = "passkey_credential"
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
-    credential_id: str = Field(max_length=1400, unique=True)  # base64url; unique across members
-    public_key: str = Field(max_length=2000)  # base64url COSE key
-    sign_count: int = 0
-    transports: str = Field(default="", max_length=200)
-    aaguid: str = Field(default="", max_length=36)
-    name: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=now)
-    last_used_at: datetime | None = None
-
-
 class RecoveryCode(SQLModel, table=True):
     __tablename__ = "recovery_code"
     id: int | None = Field(default=None, primary_key=True)
@@ -164,3 +148,37 @@ class KeyHolder(SQLModel, table=True):
     report_every: float = 2.0
     seen_at: datetime = Field(default_factory=now)
     stopped: bool = False
+
+
+class PasskeyCredential(SQLModel, table=True):
+    """A member's WebAuthn credential. `credential_id` is unique across members: an authenticator's id names
+    one account. `user_handle` is the random id the authenticator keeps for the member (no PII in it)."""
+
+    __tablename__ = "passkey_credential"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    credential_id: str = Field(max_length=1400, unique=True)  # base64url; WebAuthn allows up to 1023 bytes
+    user_handle: str = Field(max_length=128)  # base64url of the WebAuthn user.id
+    public_key: bytes
+    sign_count: int = 0
+    transports: str = Field(default="", max_length=120)  # comma-separated AuthenticatorTransport values
+    aaguid: str = Field(default="", max_length=36)
+    name: str = Field(max_length=64)
+    backed_up: bool = False
+    created_at: datetime = Field(default_factory=now)
+    last_used_at: datetime | None = None
+
+
+class WebAuthnChallenge(SQLModel, table=True):
+    """A ceremony's challenge, found by the SHA-256 of a handle that only the browser's cookie session holds,
+    so it is bound to that session; taken once by a conditional UPDATE, so two processes can't both use it."""
+
+    __tablename__ = "webauthn_challenge"
+    id: int | None = Field(default=None, primary_key=True)
+    handle_hash: str = Field(max_length=64, unique=True)
+    challenge: str = Field(max_length=128)  # base64url; sent to the browser, so not a secret
+    purpose: str = Field(max_length=16)  # register | second_step | step_up | sign_in
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")
+    user_handle: str = Field(default="", max_length=128)  # for register: the user.id the options named
+    expires_at: datetime = Field(index=True)
+    used_at: datetime | None = None

@@ -20,10 +20,10 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from db import migrate, sensitive
-from db.factors import totp
 from db.crypto import Keyring
 from db.engine import make_engine, open_session
 from db.events import OPERATOR
+from db.factors import totp
 from db.keyfile import read_keys
 from db.keyholders import holders
 from db.models import TotpDevice, User, Webhook
