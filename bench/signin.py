@@ -18,11 +18,7 @@ import re
 import sys
 import time
 
-try:
-    import httpx
-except ImportError:  # the project installs httpx2, the maintained fork with the same API
-    import httpx2 as httpx  # type: ignore[no-redef]
-
+import httpx2 as httpx  # the maintained fork of httpx, with the same API
 import pyotp
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from signin import httpx, sign_in
+import httpx2 as httpx
+from signin import sign_in
 from sqlalchemy import event
 
 from db.engine import make_engine

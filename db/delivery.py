@@ -94,4 +94,4 @@ def send(
 
 def deliver_webhook(hook: Webhook, body: bytes, *, keyring: Keyring, **options: object) -> int:
     """Deliver to a stored webhook, signed with its secret (kept encrypted at rest)."""
-    return deliver(hook.url, body, secret=keyring.decrypt(hook.secret_encrypted), **options)  # type: ignore[arg-type]
+    return deliver(hook.url, body, secret=keyring.decrypt(hook.secret_encrypted), **options)  # type: ignore[arg-type]  # options pass through to deliver() as they are

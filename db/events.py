@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from db.clock import now
 from db.models import SecurityEvent, User
+from db.upsert import affected
 
 # Failures by anonymous clients (forged posts, failed sign-ins, throttled attempts) are one row per address,
 # kind and target per window; the rest of the window only counts, so nobody can flood the log.
@@ -41,6 +43,15 @@ KINDS = {
 }
 
 
+class Owner(Protocol):
+    """Whom an event or a notice is about: a `User` row, or the signed-in member's `Account`."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def email(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is acting and from where; `session_id` is the acting browser's session row, kept when others end."""
@@ -64,7 +75,7 @@ def record(
     kind: str,
     *,
     actor: Actor,
-    target: User | None = None,
+    target: Owner | None = None,
     target_label: str = "",
     outcome: str = "success",
     detail: str = "",
@@ -88,7 +99,7 @@ def record(
     )
 
 
-def _counted(session: Session, kind: str, *, ip: str, target: User | None) -> bool:
+def _counted(session: Session, kind: str, *, ip: str, target: Owner | None) -> bool:
     """Count this failure on the window's row for the same address, kind and target, if there is one."""
     target_id = target.id if target else None
     same = select(SecurityEvent.id).where(
@@ -109,7 +120,7 @@ def _counted(session: Session, kind: str, *, ip: str, target: User | None) -> bo
 def prune(session: Session, *, older_than_days: int) -> int:
     """Delete entries older than the retention period (EVENT_RETENTION_DAYS); the number deleted."""
     cutoff = now() - timedelta(days=older_than_days)
-    deleted = session.execute(delete(SecurityEvent).where(col(SecurityEvent.at) < cutoff)).rowcount
+    deleted = affected(session.execute(delete(SecurityEvent).where(col(SecurityEvent.at) < cutoff)))
     session.commit()
     return int(deleted or 0)
 

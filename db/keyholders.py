@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete, select
 from db.clock import now
 from db.crypto import Keyring
 from db.models import KeyHolder
-from db.upsert import insert_for
+from db.upsert import columns, insert_for
 
 FORGET_AFTER = timedelta(days=7)  # reports of processes gone this long are deleted
 
@@ -39,7 +39,7 @@ def report(session: Session, *, holder: str, keyring: Keyring, every: float, sto
         "seen_at": now(),
         "stopped": stopped,
     }
-    table = KeyHolder.__table__.c  # type: ignore[attr-defined]
+    table = columns(KeyHolder)
     statement = insert_for(session)(KeyHolder).values(holder=holder, **values)
     session.execute(statement.on_conflict_do_update(index_elements=[table.holder], set_=values))
     session.execute(delete(KeyHolder).where(col(KeyHolder.seen_at) < now() - FORGET_AFTER))

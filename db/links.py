@@ -18,6 +18,7 @@ from db.clock import now
 from db.errors import DomainError
 from db.events import Actor
 from db.models import OneTimeToken, User
+from db.upsert import affected
 from db.users import check_password, count_users, create_user, normalize_email
 
 SETUP_TTL = timedelta(days=7)
@@ -51,7 +52,7 @@ def _take_token(session: Session, *, purpose: str, token: str) -> OneTimeToken:
         .where(col(OneTimeToken.id) == row.id, col(OneTimeToken.used_at).is_(None))
         .values(used_at=now())
     )
-    if taken.rowcount != 1:
+    if affected(taken) != 1:
         raise InvalidLink()
     return row
 

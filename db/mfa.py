@@ -15,8 +15,8 @@ from sqlmodel import Session
 from db import events, notices, sessions, throttle
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectCode
-from db.events import Actor
-from db.factors import Owner, count_attempt, recovery_codes, refuse, remove_all, totp, verify_second_factor
+from db.events import Actor, Owner
+from db.factors import count_attempt, recovery_codes, refuse, remove_all, totp, verify_second_factor
 
 
 class MfaRequired(DomainError):

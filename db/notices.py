@@ -10,13 +10,13 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from db.clock import now
-from db.events import Actor
-from db.models import Notice, User
+from db.events import Actor, Owner
+from db.models import Notice
 
 NOT_YOU = "If this wasn't you, contact your administrator now and reset your password."
 
 
-def add(session: Session, *, user: User, text: str, actor: Actor | None = None) -> None:
+def add(session: Session, *, user: Owner, text: str, actor: Actor | None = None) -> None:
     """Queue a notice for `user`; where it came from is part of the text. The caller commits."""
     where = f" from {actor.ip}" if actor and actor.ip else ""
     stamp = now().strftime("%Y-%m-%d %H:%M UTC")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, exists, func, or_, true, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from db import events, links, sessions, throttle, users
@@ -14,6 +15,7 @@ from db.clock import now
 from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
 from db.models import OrgPolicy, PasskeyCredential, RecoveryCode, Throttle, TotpDevice, User
+from db.upsert import affected
 
 MAX_GRACE_DAYS = 90
 
@@ -107,7 +109,7 @@ def add_member(session: Session, *, email: str, role: str, hasher: PasswordHashe
     return user, links.issue_set_password_link(session, user=user)
 
 
-def _keeps_an_admin(session: Session, user_id: int) -> object:
+def _keeps_an_admin(session: Session, user_id: int) -> ColumnElement[bool]:
     """A condition true when the member is not an admin or another admin remains.
 
     On PostgreSQL the admins' rows are locked first, in id order, so two parallel demotions of the last
@@ -124,7 +126,7 @@ def change_role(session: Session, *, user_id: int, role: str, actor: Actor) -> U
     users.check_role(role)
     condition = _keeps_an_admin(session, user_id) if role != "admin" else true()
     changed = session.execute(update(User).where(col(User.id) == user_id, condition).values(role=role))
-    if changed.rowcount != 1:
+    if affected(changed) != 1:
         session.rollback()
         raise LastAdmin() if session.get(User, user_id) else NotFound()
     user = session.get(User, user_id)
@@ -144,7 +146,7 @@ def remove_member(session: Session, *, user_id: int, actor: Actor) -> User:
     session.expunge(user)
     session.commit()  # end the read: on SQLite the DELETE then starts from a current snapshot
     removed = session.execute(delete(User).where(col(User.id) == user_id, _keeps_an_admin(session, user_id)))
-    if removed.rowcount != 1:
+    if affected(removed) != 1:
         session.rollback()
         raise LastAdmin()
     events.record(session, "member_removed", actor=actor, target_label=email, detail=f"id={user_id}")

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from sqlalchemy import or_, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from db import mail
@@ -57,10 +58,11 @@ class Mailer:
 
 def backoff(attempts: int) -> timedelta:
     """30 s after the first failure, doubling up to an hour: a relay that is down is not hammered."""
-    return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), LAST_RETRY)
+    wait: timedelta = FIRST_RETRY * 2 ** min(attempts - 1, 16)
+    return min(wait, LAST_RETRY)
 
 
-def _due(at: datetime):  # type: ignore[no-untyped-def]
+def _due(at: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return col(Notice.mailed_at).is_(None), or_(
         col(Notice.next_attempt_at).is_(None), col(Notice.next_attempt_at) <= at
     )

@@ -14,11 +14,14 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlmodel import Session, col
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
+from sqlmodel import Session, SQLModel, col
 
 from db.clock import now
 from db.member import Member
 from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, TotpDevice, User
+from db.upsert import affected, columns
 
 
 def digest(token: str) -> str:
@@ -28,19 +31,17 @@ def digest(token: str) -> str:
 def start(session: Session, *, user: User, ip: str, user_agent: str, pending: bool = False) -> str:
     """A new session for `user`, checked now; returns the cookie token. The caller commits."""
     token = secrets.token_urlsafe(32)
-    row = AuthSession(token_hash=digest(token), user_id=user.id, ip=ip[:64], user_agent=user_agent[:255])
+    row = AuthSession(token_hash=digest(token), user_id=user.id or 0, ip=ip[:64], user_agent=user_agent[:255])
     row.pending = pending
     session.add(row)
     return token
 
 
-def _count(model: type, *where: object) -> object:
-    table = model.__table__  # type: ignore[attr-defined]
-    return select(func.count()).select_from(table).where(*where).scalar_subquery()
+def _count(model: type[SQLModel], *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).select_from(columns(model)[0].table).where(*where).scalar_subquery()
 
 
-_S, _U = AuthSession.__table__.c, User.__table__.c  # type: ignore[attr-defined]
-_T, _P = TotpDevice.__table__.c, OrgPolicy.__table__.c  # type: ignore[attr-defined]
+_S, _U, _T, _P = columns(AuthSession), columns(User), columns(TotpDevice), columns(OrgPolicy)
 # Built once and run as SQLAlchemy Core (no ORM identity map, no per-row instrumentation): every signed-in
 # request runs it, and building or hydrating ORM objects cost more than the query itself.
 _MEMBER_BY_TOKEN = (
@@ -58,10 +59,10 @@ _MEMBER_BY_TOKEN = (
         _P.grace_days,
         _P.admins_since,
         _P.agents_since,
-        _count(RecoveryCode, RecoveryCode.user_id == _S.user_id, col(RecoveryCode.used_at).is_(None)).label(
+        _count(RecoveryCode, col(RecoveryCode.user_id) == _S.user_id, col(RecoveryCode.used_at).is_(None)).label(
             "codes_left"
         ),
-        _count(PasskeyCredential, PasskeyCredential.user_id == _S.user_id).label("passkeys"),
+        _count(PasskeyCredential, col(PasskeyCredential.user_id) == _S.user_id).label("passkeys"),
     )
     .join_from(AuthSession, User, _U.id == _S.user_id)
     .outerjoin(TotpDevice, _T.user_id == _S.user_id)
@@ -73,7 +74,7 @@ _MEMBER_BY_TOKEN = (
 def load(session: Session, *, token: str) -> Member | None:
     """The member a cookie token belongs to, in one statement, or None when the session was revoked."""
     row = session.execute(_MEMBER_BY_TOKEN, {"token_hash": digest(token)}).mappings().first()
-    return None if row is None else Member.from_row(row)
+    return None if row is None else Member.from_row(dict(row))
 
 
 def load_pending(session: Session, *, token: str, ttl: int) -> User | None:
@@ -95,7 +96,7 @@ def rotate(session: Session, *, token: str | None = None, session_id: int | None
     values: dict[str, object] = {"token_hash": digest(new)}
     if verified:
         values |= {"verified_at": now(), "pending": False}
-    if session.execute(update(AuthSession).where(where).values(**values)).rowcount != 1:
+    if affected(session.execute(update(AuthSession).where(where).values(**values))) != 1:
         raise LookupError("session ended")
     return new
 
@@ -110,4 +111,4 @@ def end_others(session: Session, *, user_id: int, keep: int | None) -> int:
     query = delete(AuthSession).where(col(AuthSession.user_id) == user_id)
     if keep is not None:
         query = query.where(col(AuthSession.id) != keep)
-    return session.execute(query).rowcount or 0
+    return affected(session.execute(query))

@@ -137,7 +137,7 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
 def _has_second_factor(session: Session, *, user_id: int) -> bool:
     totp = select(TotpDevice.id).where(TotpDevice.user_id == user_id)
     passkey = select(PasskeyCredential.id).where(PasskeyCredential.user_id == user_id)
-    return session.exec(totp.union_all(passkey).limit(1)).first() is not None  # type: ignore[arg-type]
+    return session.execute(totp.union_all(passkey).limit(1)).first() is not None
 
 
 def _complete(session: Session, *, user: User, actor: Actor, factor: str) -> str:

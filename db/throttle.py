@@ -15,13 +15,14 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, update
+from sqlalchemy import and_, case, false, or_, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from db.clock import now as utcnow
 from db.errors import DomainError
 from db.models import Throttle
-from db.upsert import insert_for
+from db.upsert import columns, insert_for
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,15 @@ def take_attempts(session: Session, keys: list[tuple[str, Rule]], *, exempt: boo
 
 def _count(session: Session, key: str, rule: Rule, at: datetime, *, exempt: bool) -> int | None:
     """The key's failures after counting this attempt, or None while it is locked."""
-    table = Throttle.__table__.c  # type: ignore[attr-defined]
+    table = columns(Throttle)
     failures = table.failures + 1
-    stale = None
+    stale: ColumnElement[bool] = false()
     if rule.forget_after is not None:
         stale = table.updated_at < at - timedelta(seconds=rule.forget_after)
         failures = case((stale, 1), else_=failures)
     unlocked = or_(table.locked_until.is_(None), table.locked_until <= at)
     if rule.hard is not None and not exempt:
-        unlocked = and_(unlocked, or_(table.failures < rule.hard, stale if stale is not None else False))
+        unlocked = and_(unlocked, or_(table.failures < rule.hard, stale))
     statement = (
         insert_for(session)(Throttle)
         .values(key=key, failures=1, updated_at=at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from argon2 import PasswordHasher
@@ -36,7 +37,7 @@ register_url_convertor("rowid", RowId())
 class ImmutableStatic(StaticFiles):
     """Static files are fingerprinted (`?v=<hash>`), so they may be cached for a year."""
 
-    def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response

@@ -72,7 +72,7 @@ def cmd_user_reset_mfa(settings: Settings, args: argparse.Namespace) -> None:
         if user is None:
             raise Failure(f"No member with the email {args.email!r}.")
         mfa.reset_mfa(session, user=user, actor=OPERATOR, reason=args.reason)
-    deliver_now(settings, session.get_bind())
+    deliver_now(settings, make_engine(settings.database_url))
     print(f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
 
 

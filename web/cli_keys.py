@@ -121,7 +121,9 @@ def rotate(settings: Settings, session: Session, *, wait: float) -> None:
     retire(settings, session, wait=wait, quiet_pending=True)
 
 
-def register(commands: argparse._SubParsersAction, session_of: Callable[[Settings], Session]) -> None:  # type: ignore[type-arg]
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], session_of: Callable[[Settings], Session]
+) -> None:
     """The `keys` subcommands, each with a database session; Refused means exit status 1."""
     key = commands.add_parser("keys", help="encryption keys").add_subparsers(dest="action", required=True)
     phases: dict[str, tuple[str, Callable[..., object]]] = {

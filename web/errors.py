@@ -12,6 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from db import events
 from db.engine import open_session
@@ -94,9 +95,9 @@ async def domain_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status, exc.message)
 
 
-async def refused(scope: object, receive: object, send: object) -> None:
+async def refused(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer of `protect.RequestGuard`: 413 or 403, logged when it looks like forgery."""
-    request = Request(scope, receive)  # type: ignore[arg-type]
+    request = Request(scope, receive)
     status, reason = refusal(request)
     if status == 403:
         ip = request.client.host if request.client else ""
@@ -105,4 +106,4 @@ async def refused(scope: object, receive: object, send: object) -> None:
             events.record(session, "csrf_refused", actor=actor, outcome="failure", detail=reason)
             session.commit()
     response = error_response(request, status, REFUSALS.get(reason))
-    await response(scope, receive, send)  # type: ignore[arg-type]
+    await response(scope, receive, send)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from db import events, keyholders, outbox
@@ -30,18 +31,18 @@ def mailer(settings: Settings) -> outbox.Mailer:
     )
 
 
-def deliver_now(settings: Settings, engine: object, *, at: datetime | None = None) -> int:
+def deliver_now(settings: Settings, engine: Engine, *, at: datetime | None = None) -> int:
     """One round of the outbox; a notice that could not be sent stays queued (and logged) for a later round."""
-    with open_session(engine) as session:  # type: ignore[arg-type]
+    with open_session(engine) as session:
         return outbox.deliver(session, mailer=mailer(settings), app_name=settings.app_name, at=at)
 
 
-def prune_events(settings: Settings, engine: object) -> int:
-    with open_session(engine) as session:  # type: ignore[arg-type]
+def prune_events(settings: Settings, engine: Engine) -> int:
+    with open_session(engine) as session:
         return events.prune(session, older_than_days=settings.event_retention_days)
 
 
-def housekeeping(settings: Settings, engine: object, last_prune: float) -> float:
+def housekeeping(settings: Settings, engine: Engine, last_prune: float) -> float:
     """Mail what is queued; prune the log when it is due. Returns when the log was last pruned."""
     deliver_now(settings, engine)
     if time.monotonic() - last_prune < PRUNE_EVERY:

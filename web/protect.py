@@ -135,4 +135,5 @@ def form_token(headers: Headers, body: bytes) -> str | None:
 
 
 def refusal(request: Request) -> tuple[int, str]:
-    return request.scope.get("state", {}).get("refusal", (403, "refused"))
+    status, reason = request.scope.get("state", {}).get("refusal", (403, "refused"))
+    return int(status), str(reason)

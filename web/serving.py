@@ -23,6 +23,6 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (what `http="httptools"` selects) with TCP_NODELAY on each connection."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         set_nodelay(transport)
         super().connection_made(transport)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from typing import Any
 import segno
 from jinja2 import pass_context
 from markupsafe import Markup
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -52,8 +53,8 @@ def static_url(request: Request, name: str) -> str:
 
 
 @cache
-def _static_path(app: object, name: str) -> str:
-    return f"{app.url_path_for('static', path=name)}?v={static_version(name)}"  # type: ignore[attr-defined]
+def _static_path(app: Starlette, name: str) -> str:
+    return f"{app.url_path_for('static', path=name)}?v={static_version(name)}"
 
 
 @pass_context
@@ -74,8 +75,8 @@ def url_path(request: Request, name: str, /, **path_params: Any) -> str:
 
 
 @cache
-def _route_path(app: object, name: str) -> str:
-    return str(app.url_path_for(name))  # type: ignore[attr-defined]
+def _route_path(app: Starlette, name: str) -> str:
+    return str(app.url_path_for(name))
 
 
 def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:

@@ -25,4 +25,4 @@ def public_url(value: str, *, port: int) -> str:
 
 def absolute(request: Request, name: str, /, **path_params: object) -> str:
     """The public address of a route: PUBLIC_URL and the route's path."""
-    return request.app.state.settings.public_url + str(request.app.url_path_for(name, **path_params))
+    return str(request.app.state.settings.public_url) + str(request.app.url_path_for(name, **path_params))

@@ -7,24 +7,17 @@ Every check counts against one throttle per account, before it is made, whicheve
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from sqlmodel import Session
 
 from db import events, notices, throttle
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectBackupCode, IncorrectCode
-from db.events import Actor
+from db.events import Actor, Owner
 from db.factors import recovery_codes, totp
 
 METHODS = ("totp", "backup")
-
-
-class Owner(Protocol):
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def email(self) -> str: ...
 
 
 class ClockSkew(IncorrectCode):

@@ -18,6 +18,7 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, generate_ch
 
 from db.clock import now
 from db.models import WebAuthnChallenge
+from db.upsert import affected
 
 TTL = timedelta(minutes=5)
 PURPOSES = ("register", "second_step", "step_up", "sign_in")
@@ -79,7 +80,7 @@ def take(session: Session, *, handle: str, purpose: str, user_id: int | None) ->
     )
     taken = session.execute(update(WebAuthnChallenge).where(*where).values(used_at=now()))
     session.commit()
-    if taken.rowcount != 1:
+    if affected(taken) != 1:
         return None
     row = session.exec(select(WebAuthnChallenge).where(WebAuthnChallenge.handle_hash == _digest(handle))).one()
     if row.user_id != user_id:

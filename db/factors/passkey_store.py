@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from db.clock import now
 from db.factors.relying_party import NAME_MAX, clean_name
 from db.models import PasskeyCredential
+from db.upsert import affected
 
 PASSKEY_REJECTED = "That passkey wasn't accepted. Try again, or use another way to confirm it's you."
 REGISTRATION_FAILED = "The passkey couldn't be added. Try again, or use another device."
@@ -107,7 +108,7 @@ def remove_passkey(session: Session, *, user_id: int, passkey_id: int) -> Passke
 def remove_all(session: Session, user_id: int) -> int:
     """Remove every passkey of the member ("Reset MFA"); does not commit, so it joins the reset's transaction."""
     removed = session.execute(delete(PasskeyCredential).where(col(PasskeyCredential.user_id) == user_id))
-    return removed.rowcount
+    return affected(removed)
 
 
 def advance_counter(session: Session, row: PasskeyCredential, new: int, backed_up: bool) -> None:
@@ -121,7 +122,7 @@ def advance_counter(session: Session, row: PasskeyCredential, new: int, backed_u
         .where(col(PasskeyCredential.id) == row.id, col(PasskeyCredential.sign_count) == stored)
         .values(sign_count=new, last_used_at=now(), backed_up=backed_up)
     )
-    if moved.rowcount != 1:
+    if affected(moved) != 1:
         session.rollback()
         raise PasskeyRejected("passkey_clone_suspected", "counter raced", user_id=row.user_id)
     session.commit()

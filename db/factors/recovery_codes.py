@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from db.clock import now
 from db.models import RecoveryCode
+from db.upsert import affected
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 LENGTH = 16
@@ -100,7 +101,7 @@ def verify(session: Session, *, user_id: int, raw: str) -> bool:
                 .where(col(RecoveryCode.id) == row.id, col(RecoveryCode.used_at).is_(None))
                 .values(used_at=now())
             )
-            return used.rowcount == 1
+            return affected(used) == 1
     return False
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from db.crypto import InvalidToken, Keyring
 from db.errors import DomainError
 from db.models import TotpDevice
+from db.upsert import affected
 
 PERIOD = 30
 DIGITS = 6
@@ -112,7 +113,7 @@ def open_enrolment(keyring: Keyring, sealed: str, *, user_id: int, ttl: int) -> 
         raise EnrolmentExpired() from error
     if not isinstance(data, dict) or data.get("user") != user_id or not isinstance(data.get("secret"), str):
         raise EnrolmentExpired()
-    return data["secret"]
+    return str(data["secret"])
 
 
 def add(session: Session, *, user_id: int, secret: str, code: str, keyring: Keyring, at: float | None) -> bool:
@@ -163,7 +164,7 @@ def verify(session: Session, *, user_id: int, raw: str, keyring: Keyring, at: fl
         )
         .values(last_used_step=step)
     )
-    return ("ok" if accepted.rowcount == 1 else "replay"), None
+    return ("ok" if affected(accepted) == 1 else "replay"), None
 
 
 def remove(session: Session, *, user_id: int) -> None:

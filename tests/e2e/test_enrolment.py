@@ -183,7 +183,7 @@ def test_enrol_with_javascript_then_sign_in_with_code_and_backup_code(page: Page
     page.get_by_role("button", name="Verify").click()
     expect(sidebar).to_be_visible()
     page.goto("/settings/mfa/totp")
-    expect(page.get_by_text("9 backup codes left")).to_be_visible()
+    expect(page.get_by_text("9 of 10 left")).to_be_visible()
     expect(page.get_by_role("button", name="Regenerate backup codes")).to_be_visible()
     expect(page.get_by_role("list", name="Your backup codes")).to_have_count(0)  # shown once only
 
