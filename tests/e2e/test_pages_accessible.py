@@ -30,7 +30,7 @@ from .support import LiveServer
 
 pytestmark = pytest.mark.e2e
 
-HOOK = "https://example.com/hook"
+HOOK = "https://93.184.215.14/hook"  # a public address: there is no DNS here, and internal ones are refused
 SET_PASSWORD_LINK = re.compile(r"https?://\S+/set-password/\S+")
 
 
