@@ -191,11 +191,15 @@ def _load(request: Request) -> Member:
     at = time.time()
     since, seen = float(session.get(SINCE, 0)), float(session.get(SEEN, 0))
     expired = at - since > config.absolute_timeout or at - seen > config.idle_timeout
-    with open_session(request.app.state.engine) as db:
-        if expired:
+    engine = request.app.state.engine
+    found = None
+    if expired:
+        with open_session(engine) as db:
             sessions.end(db, token=token)
             db.commit()
-        found = None if expired else sessions.load(db, token=token)
+    else:
+        with request.app.state.reader.connect() as connection:
+            found = sessions.load(connection, token=token)
     if found is None:
         session.clear()
         raise NotSignedIn()
