@@ -53,13 +53,14 @@ def set_webhook_enabled(session: Session, *, webhook_id: int, enabled: bool, act
     session.commit()
 
 
-def delete_webhook(session: Session, *, webhook_id: int, actor: Actor) -> None:
+def delete_webhook(session: Session, *, webhook_id: int, actor: Actor) -> str:
     hook = session.get(Webhook, webhook_id)
     if hook is None:
         raise NotFound()
     session.delete(hook)
     events.record(session, "webhook_changed", actor=actor, detail=f"deleted #{webhook_id}")
     session.commit()
+    return hook.url
 
 
 def get_billing(session: Session) -> Billing:

@@ -46,8 +46,10 @@ def test_add_toggle_and_delete_a_webhook(auth: Auth, admin: Member, client: Test
     toggle = auth.post(f"/settings/webhooks/{hook.id}/toggle", {"enabled": "0"}, page="/settings/webhooks")
     assert toggle.status_code == 303
     assert not _hooks(engine)[0].enabled
-    auth.post(f"/settings/webhooks/{hook.id}/delete", page="/settings/webhooks", headers=HX)
+    deleted = auth.post(f"/settings/webhooks/{hook.id}/delete", page="/settings/webhooks", headers=HX)
     assert _hooks(engine) == []
+    # the button is gone with its row: focus goes to the status that says what happened
+    assert re.search(r'role="status"[^>]*autofocus>Deleted the webhook for <strong>https://', deleted.text)
     assert auth.post("/settings/webhooks/999/delete", page="/settings/webhooks").status_code == 404
 
 

@@ -44,8 +44,8 @@ async def toggle_webhook(ctx: Context) -> Response:
 
 @guarded(admin=True, step_up=True)
 async def delete_webhook(ctx: Context) -> Response:
-    await ctx.run(sensitive.delete_webhook, webhook_id=ctx.request.path_params["id"])
-    return await webhooks(ctx, redirect=url_path(ctx.request, "show_webhooks"))
+    url = await ctx.run(sensitive.delete_webhook, webhook_id=ctx.request.path_params["id"])
+    return await webhooks(ctx, deleted=url, redirect=url_path(ctx.request, "show_webhooks"))
 
 
 async def billing(ctx: Context, *, status_code: int = 200, redirect: str | None = None, **extra: Any) -> Response:
