@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
@@ -12,7 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.engine import make_engine
-from web import account, admin, auth, errors, guards, mfa, outbox, sensitive
+from web import account, admin, auth, errors, guards, mfa, outbox, sensitive, unavailable
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.offload import make_limiter
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             guards.SecondStepRequired: errors.second_step_required,
             guards.EnrolmentRequired: errors.enrolment_required,
             guards.ReauthRequired: errors.reauth_required,
+            DBAPIError: unavailable.database_unavailable,
         },
     )
     app.state.settings = settings
