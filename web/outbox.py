@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 
 from db import notices
@@ -35,6 +36,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await anyio.sleep(settings.outbox_interval)
             try:
                 await anyio.to_thread.run_sync(deliver_now, settings, app.state.engine)
+            except OperationalError as exc:  # the database is away (restart, dropped connections): one line
+                log.warning("delivering security notices failed, database unavailable (%s); will retry", exc.orig)
             except Exception:  # noqa: BLE001 - a broken mail server or database must not stop the worker
                 log.exception("delivering security notices failed; will retry")
 
