@@ -62,14 +62,19 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start_server(env: dict[str, str], log: Path) -> Server:
-    """`python -m web serve` (migrate, then uvicorn) on a free port, with `env` on top of ours."""
+def start_server(env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> Server:
+    """`python -m web serve` (migrate, then uvicorn) on a free port, with `env` on top of ours and `args`
+    (such as `--workers 2`) after the command."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k not in ("MFA_ENCRYPTION_KEYS", "SECRET_KEY", "DATABASE_URL")}
     full |= env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "web", "serve", "--quiet"], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "web", "serve", "--quiet", *args],
+            cwd=ROOT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     return Server(port, process, log)
 
