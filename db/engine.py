@@ -9,6 +9,8 @@ from sqlalchemy import Engine, event, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from db.liveness import drop_if_dead
+
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets foreign keys on and a busy timeout so processes can share the file."""
@@ -23,9 +25,12 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it is a round trip on every checkout. A connection the server dropped fails one request
-    # and SQLAlchemy discards the whole pool; recycling keeps connections from outliving server timeouts.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    # No pre-ping: it is a round trip on every checkout. `drop_if_dead` looks at the socket instead, so a
+    # connection the server dropped is replaced before use; recycling keeps connections from outliving
+    # server timeouts. Only a request whose connection drops while it runs fails (web.unavailable: a 503).
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    event.listen(engine, "checkout", drop_if_dead)
+    return engine
 
 
 def _create_private(database: str) -> None:

@@ -4,11 +4,12 @@ combining two features the way an attacker would."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -116,17 +117,16 @@ def _demote_both(engine: Engine, ids: list[int]) -> list[str]:
 
 
 @pytest.fixture
-def race_engine(tmp_path: Path) -> Engine:
+def race_engine(tmp_path: Path, engine: Engine) -> Iterator[Engine]:
     """A database other connections can really race on: the PostgreSQL of the run, else a SQLite file."""
-    engine = make_engine(PG_URL or f"sqlite:///{tmp_path / 'race.db'}")
-    from sqlmodel import SQLModel
-
+    racing = make_engine(PG_URL or f"sqlite:///{tmp_path / 'race.db'}")
     if not PG_URL:
-        SQLModel.metadata.create_all(engine)
-    return engine
+        SQLModel.metadata.create_all(racing)
+    yield racing
+    racing.dispose()
 
 
-def test_parallel_demotions_always_leave_an_admin(race_engine: Engine, engine: Engine, settings: Settings) -> None:
+def test_parallel_demotions_always_leave_an_admin(race_engine: Engine, settings: Settings) -> None:
     """Rule 42: the only two admins demoted at once, 20 times: one admin is always left, nothing else fails."""
     hasher = hasher_for(settings)
     for round_ in range(20):

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
@@ -24,7 +25,7 @@ from db.errors import DomainError
 from db.keyfile import FileKeyring
 from db.keyholders import holder_name
 from db.passwords import make_hasher
-from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive
+from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive, unavailable
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.protect import RequestGuard, SecurityHeaders
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             guards.SecondStepRequired: errors.second_step_required,
             guards.EnrolmentRequired: errors.enrolment_required,
             guards.ReauthRequired: errors.reauth_required,
+            DBAPIError: unavailable.database_unavailable,
         },
     )
     # Starlette's slash redirect copies the Host header into Location; /team/ is simply not found.

@@ -12,6 +12,7 @@ from datetime import datetime
 import anyio
 import anyio.to_thread
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 
 from db import events, keyholders, outbox
@@ -61,6 +62,8 @@ def report_keys(app: Starlette, *, stopped: bool = False) -> None:
                 every=app.state.settings.outbox_interval,
                 stopped=stopped,
             )
+    except OperationalError as exc:  # the database is away: one line, the next report follows
+        log.warning("reporting the loaded encryption keys failed, database unavailable (%s); will retry", exc.orig)
     except Exception:  # noqa: BLE001 - a rotation waits for the next report; serving must go on
         log.exception("reporting the loaded encryption keys failed; will retry")
 
@@ -76,6 +79,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(lambda: report_keys(app))
             try:
                 last_prune = await anyio.to_thread.run_sync(housekeeping, settings, app.state.engine, last_prune)
+            except OperationalError as exc:  # the database is away (restart, dropped connections): one line
+                log.warning("delivering security notices failed, database unavailable (%s); will retry", exc.orig)
             except Exception:  # noqa: BLE001 - a broken mail server or database must not stop the worker
                 log.exception("delivering security notices failed; will retry")
 
