@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from db import listing
 from db.clock import now
 
 
@@ -46,6 +47,9 @@ class Member:
     passkeys: int
     codes_left: int
     policy: Policy
+    # Only when the statement asked for them (Settings): the member's signed-in sessions, remembered browsers.
+    signed_in: tuple[listing.SignedIn, ...] = ()
+    remembered: tuple[listing.Remembered, ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Member:
@@ -62,6 +66,8 @@ class Member:
                 row["admins_since"],
                 row["agents_since"],
             ),
+            signed_in=listing.signed_in(row.get("signed_in_list")),
+            remembered=listing.browsers(row.get("browsers_list")),
         )
 
     @property

@@ -34,6 +34,8 @@ class AuthSession(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=255)
     # Password accepted, second step not given yet: not signed in, but ended with the member's sessions.
     pending: bool = Field(default=False)
+    # Coarse: written only when the cookie's own last-activity stamp is refreshed (at most once a minute).
+    last_seen_at: datetime = Field(default_factory=now)
 
 
 class TotpDevice(SQLModel, table=True):
@@ -107,6 +109,10 @@ class OrgPolicy(SQLModel, table=True):
     # When the policy began to require MFA of each role: the grace period runs from then, not from a save.
     admins_since: datetime | None = None
     agents_since: datetime | None = None
+    # "Remember this browser" at the second step, per role, for at most `remember_days` (off by default).
+    remember_admins: bool = False
+    remember_agents: bool = False
+    remember_days: int = 30
 
 
 class OneTimeToken(SQLModel, table=True):
@@ -182,3 +188,18 @@ class WebAuthnChallenge(SQLModel, table=True):
     user_handle: str = Field(default="", max_length=128)  # for register: the user.id the options named
     expires_at: datetime = Field(index=True)
     used_at: datetime | None = None
+
+
+class RememberedBrowser(SQLModel, table=True):
+    """A browser that may skip the second step (never the password, never "Confirm it's you") until it
+    expires. Its long-lived cookie holds a random token; only the token's SHA-256 is kept (db/devices.py)."""
+
+    __tablename__ = "remembered_browser"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=now)
+    expires_at: datetime
+    last_used_at: datetime | None = None
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)

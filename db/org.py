@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, func, or_, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from db import events, links, sessions, throttle, users
+from db import devices, events, links, sessions, throttle, users
 from db.clock import now
 from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
@@ -32,9 +32,18 @@ def get_policy(session: Session) -> OrgPolicy:
 
 
 def save_policy(
-    session: Session, *, require_admins: bool, require_agents: bool, grace_days: str, actor: Actor
+    session: Session,
+    *,
+    require_admins: bool,
+    require_agents: bool,
+    grace_days: str,
+    actor: Actor,
+    remember_admins: bool = False,
+    remember_agents: bool = False,
+    remember_days: str = "",
 ) -> OrgPolicy:
-    """Store the policy (the route has checked step-up). Grace is whole days, 0 to MAX_GRACE_DAYS.
+    """Store the policy (the route has checked step-up). Grace is whole days, 0 to MAX_GRACE_DAYS; browsers
+    may be remembered for 1 to devices.MAX_DAYS days.
 
     A role's grace period runs from when the policy started to require MFA of it: saving again, or
     changing the other role, does not restart it."""
@@ -42,6 +51,10 @@ def save_policy(
     if not (days.isascii() and days.isdigit() and int(days) <= MAX_GRACE_DAYS):
         raise InvalidInput("grace_days", f"Enter a whole number of days from 0 to {MAX_GRACE_DAYS}.")
     policy = get_policy(session)
+    keep = remember_days.strip() or str(policy.remember_days)
+    if not (keep.isascii() and keep.isdigit() and 1 <= int(keep) <= devices.MAX_DAYS):
+        raise InvalidInput("remember_days", f"Enter a whole number of days from 1 to {devices.MAX_DAYS}.")
+    policy.remember_admins, policy.remember_agents, policy.remember_days = remember_admins, remember_agents, int(keep)
     at = now()
     policy.admins_since = (policy.admins_since or at) if require_admins else None
     policy.agents_since = (policy.agents_since or at) if require_agents else None
@@ -49,6 +62,7 @@ def save_policy(
     policy.updated_at = at
     session.add(policy)
     detail = f"admins={require_admins} agents={require_agents} grace_days={days}"
+    detail += f" remember_admins={remember_admins} remember_agents={remember_agents} remember_days={keep}"
     events.record(session, "policy_changed", actor=actor, detail=detail)
     session.commit()
     return policy

@@ -11,28 +11,37 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, SQLModel, col
 
+from db import listing
 from db.clock import now
 from db.member import Member
-from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, TotpDevice, User
+from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, RememberedBrowser, TotpDevice, User
 from db.upsert import affected, columns
+
+# A session that did not pass a second-factor check (a remembered browser skipped it): "Confirm it's you"
+# always asks there before anything sensitive.
+UNVERIFIED = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start(session: Session, *, user: User, ip: str, user_agent: str, pending: bool = False) -> str:
-    """A new session for `user`, checked now; returns the cookie token. The caller commits."""
+def start(
+    session: Session, *, user: User, ip: str, user_agent: str, pending: bool = False, verified: bool = True
+) -> str:
+    """A new session for `user`, checked now unless not `verified`; returns the cookie token. Caller commits."""
     token = secrets.token_urlsafe(32)
     row = AuthSession(token_hash=digest(token), user_id=user.id or 0, ip=ip[:64], user_agent=user_agent[:255])
     row.pending = pending
+    if not verified:
+        row.verified_at = UNVERIFIED
     session.add(row)
     return token
 
@@ -71,12 +80,20 @@ _MEMBER_BY_TOKEN = (
 )
 
 
-def load(connection: Connection, *, token: str) -> Member | None:
+def load(connection: Connection, *, token: str, with_lists: bool = False) -> Member | None:
     """The member a cookie token belongs to, in one statement, or None when the session was revoked.
+    `with_lists` adds their signed-in sessions and remembered browsers to that same statement (Settings).
 
     Runs on a bare Core connection: through an ORM Session the same statement cost several times more."""
-    row = connection.execute(_MEMBER_BY_TOKEN, {"token_hash": digest(token)}).mappings().first()
+    statement = listing.with_lists(_MEMBER_BY_TOKEN, connection.dialect.name) if with_lists else _MEMBER_BY_TOKEN
+    row = connection.execute(statement, {"token_hash": digest(token)}).mappings().first()
     return None if row is None else Member.from_row(dict(row))
+
+
+def touch(session: Session, *, session_id: int) -> None:
+    """Record activity on a session: called only when the cookie's own stamp is refreshed (once a minute)."""
+    session.execute(update(AuthSession).where(col(AuthSession.id) == session_id).values(last_seen_at=now()))
+    session.commit()
 
 
 def load_pending(session: Session, *, token: str, ttl: int) -> User | None:
@@ -108,8 +125,18 @@ def end(session: Session, *, token: str) -> None:
     session.execute(delete(AuthSession).where(col(AuthSession.token_hash) == digest(token)))
 
 
+def end_one(session: Session, *, user_id: int, session_id: int, keep: int) -> bool:
+    """End one signed-in session of a member (not `keep`, the acting one). Whether it existed; caller commits."""
+    query = delete(AuthSession).where(col(AuthSession.user_id) == user_id, col(AuthSession.id) == session_id)
+    query = query.where(col(AuthSession.id) != keep, col(AuthSession.pending).is_(False))
+    return affected(session.execute(query)) == 1
+
+
 def end_others(session: Session, *, user_id: int, keep: int | None) -> int:
-    """End every session of a member (pending ones too) but `keep`. Returns how many ended; caller commits."""
+    """End every session of a member (pending ones too) but `keep`, and forget every browser remembered for
+    them, so that none skips the second step after a password or MFA change. Returns how many sessions
+    ended; the caller commits."""
+    session.execute(delete(RememberedBrowser).where(col(RememberedBrowser.user_id) == user_id))
     query = delete(AuthSession).where(col(AuthSession.user_id) == user_id)
     if keep is not None:
         query = query.where(col(AuthSession.id) != keep)

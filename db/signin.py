@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from db import events, notices, passwords, sessions, throttle, users
+from db import devices, events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
-from db.errors import DomainError, IncorrectPassword, InvalidCredentials
+from db.errors import DomainError, IncorrectPassword, InvalidCredentials, NotFound
 from db.events import Actor
 from db.factors import count_attempt, refuse, verify_second_factor
 from db.member import Member
-from db.models import PasskeyCredential, TotpDevice, User
+from db.models import OrgPolicy, PasskeyCredential, TotpDevice, User
 
 
 class SecondStepExpired(DomainError):
@@ -34,14 +34,35 @@ class Begun:
     pending: bool
 
 
+@dataclass(frozen=True)
+class Finished:
+    """The second step passed: the session's token, and a remembered browser's token and days, if asked."""
+
+    session_token: str
+    remember_token: str | None = None
+    remember_days: int = 0
+
+
 def begin(
-    session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor, replaces: str | None
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    hasher: PasswordHasher,
+    actor: Actor,
+    replaces: str | None,
+    remembered: str | None = None,
 ) -> Begun:
-    """The password step. A sign-in over a live session ends that session (an old copy of its cookie dies)."""
+    """The password step. A sign-in over a live session ends that session (an old copy of its cookie dies).
+    A browser remembered for this member, while the policy allows it, skips the second step: its session
+    starts unverified, so "Confirm it's you" still asks for a second factor."""
     user = check_password(session, email=email, password=password, hasher=hasher, actor=actor)
     if replaces:
         sessions.end(session, token=replaces)
     if _has_second_factor(session, user_id=user.id or 0):
+        if devices.recognise(session, user=user, token=remembered):
+            token = _complete(session, user=user, actor=actor, factor="remembered_browser", verified=False)
+            return Begun(token, pending=False)
         token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, pending=True)
         session.commit()
         return Begun(token, pending=True)
@@ -49,10 +70,20 @@ def begin(
 
 
 def finish(
-    session: Session, *, token: str, ttl: int, method: str, code: str, keyring: Keyring, actor: Actor, at: float
-) -> str:
+    session: Session,
+    *,
+    token: str,
+    ttl: int,
+    method: str,
+    code: str,
+    keyring: Keyring,
+    actor: Actor,
+    at: float,
+    remember: bool = False,
+) -> Finished:
     """The second step of a pending sign-in, checked against the server: a pending session that a password
-    change, an MFA change or a reset ended is gone. Returns the signed-in session's token."""
+    change, an MFA change or a reset ended is gone. `remember` is honoured only as far as the org policy
+    allows it for the member's role now (a forged field does nothing)."""
     user = sessions.load_pending(session, token=token, ttl=ttl)
     if user is None:
         raise SecondStepExpired()
@@ -60,7 +91,15 @@ def finish(
         session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="sign_in", at=at
     )
     sessions.end(session, token=token)
-    return _complete(session, user=user, actor=actor, factor=factor)
+    days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role) if remember else 0
+    kept = devices.remember(session, user=user, days=days, actor=actor) if days else None
+    return Finished(_complete(session, user=user, actor=actor, factor=factor), kept, days)
+
+
+def remember_offer(session: Session, *, token: str, ttl: int) -> int:
+    """For how many days the second step may offer to remember this browser (0: not offered)."""
+    user = sessions.load_pending(session, token=token, ttl=ttl)
+    return 0 if user is None else devices.allowed_days(session.get(OrgPolicy, 1), role=user.role)
 
 
 def confirm(
@@ -140,13 +179,13 @@ def _has_second_factor(session: Session, *, user_id: int) -> bool:
     return session.execute(totp.union_all(passkey).limit(1)).first() is not None
 
 
-def _complete(session: Session, *, user: User, actor: Actor, factor: str) -> str:
+def _complete(session: Session, *, user: User, actor: Actor, factor: str, verified: bool = True) -> str:
     """Start the session, log it, and tell the member of failed second-factor attempts since last time."""
     failed = events.failures_since(session, user_id=user.id or 0, since=user.last_sign_in_at)
     if failed:
         since = " since your last sign-in" if user.last_sign_in_at else ""
         notices.add(session, user=user, text=f"{failed} failed attempts to verify your identity{since}")
-    token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent)
+    token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, verified=verified)
     users.mark_signed_in(session, user=user, actor=actor, factor=factor)
     session.commit()
     return token
@@ -178,7 +217,16 @@ def sign_out(session: Session, *, token: str, actor: Actor) -> None:
     session.commit()
 
 
+def sign_out_session(session: Session, *, member: Member, session_id: int, actor: Actor) -> None:
+    """End one of the member's other sessions: its next request finds no row and is signed out."""
+    if not sessions.end_one(session, user_id=member.user.id, session_id=session_id, keep=member.auth.id):
+        raise NotFound()
+    events.record(session, "session_ended", actor=actor, target=member.user, detail=f"session={session_id}")
+    session.commit()
+
+
 def sign_out_others(session: Session, *, member: Member, actor: Actor) -> int:
+    """End every other session and forget every remembered browser (this one's too)."""
     ended = sessions.end_others(session, user_id=member.user.id, keep=member.auth.id)
     events.record(session, "sessions_revoked", actor=actor, target=member.user, detail=f"ended={ended}")
     session.commit()

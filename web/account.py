@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from db import notices, signin, users
+from db import notices, users
 from db.errors import DomainError
+from web import sessions
 from web.guards import Context, guarded
 from web.safety import safe_next
 from web.templating import render, url_path
@@ -46,6 +47,7 @@ async def show_settings(ctx: Context) -> Response:
         "expanded": query.get("section") == "mfa",
         "panel": None,
         "password_changed": query.get("password") == "changed",
+        "sessions_status": sessions.STATUS.get(query.get("sessions", "")),
     }
     return render(ctx.request, SETTINGS, SECTION, context)
 
@@ -64,10 +66,3 @@ async def change_password(ctx: Context) -> Response:
         }
         return render(ctx.request, SETTINGS, None, context, status_code=error.status)
     return RedirectResponse(url_path(ctx.request, "show_settings") + "?password=changed", status_code=303)
-
-
-@guarded()
-async def sign_out_others(ctx: Context) -> Response:
-    ended = await ctx.run(signin.sign_out_others, member=ctx.member)
-    context = {"expanded": True, "panel": None, "status": f"Signed out of {ended} other session(s)."}
-    return render(ctx.request, SETTINGS, SECTION, context)

@@ -92,9 +92,11 @@ async def remove_member(ctx: Context) -> Response:
 
 @guarded(admin=True)
 async def save_policy(ctx: Context) -> Response:
-    wants = {"require_admins": ctx.field("require_admins") == "1", "require_agents": ctx.field("require_agents") == "1"}
+    flags = ("require_admins", "require_agents", "remember_admins", "remember_agents")
+    wants = {name: ctx.field(name) == "1" for name in flags}
+    days = {"grace_days": ctx.field("grace_days", 8), "remember_days": ctx.field("remember_days", 8)}
     try:
-        await ctx.run(org.save_policy, grace_days=ctx.field("grace_days", 8), **wants)
+        await ctx.run(org.save_policy, **days, **wants)
     except DomainError as error:
         return await refused(ctx, error)
     return await done(ctx, "Saved the security policy.")

@@ -25,7 +25,7 @@ from db.errors import DomainError
 from db.keyfile import FileKeyring
 from db.keyholders import holder_name
 from db.passwords import make_hasher
-from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive, unavailable
+from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive, sessions, unavailable
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.protect import RequestGuard, SecurityHeaders
@@ -64,7 +64,14 @@ def routes() -> list[Route | Mount]:
         Route("/set-password/{token}", links.set_password, methods=["POST"], name="set_password"),
         Route("/settings", account.show_settings, methods=["GET"], name="show_settings"),
         Route("/settings/password", account.change_password, methods=["POST"], name="change_password"),
-        Route("/settings/sessions/revoke", account.sign_out_others, methods=["POST"], name="sign_out_others"),
+        Route("/settings/sessions/revoke", sessions.sign_out_others, methods=["POST"], name="sign_out_others"),
+        Route(
+            "/settings/sessions/{id:rowid}/sign-out",
+            sessions.sign_out_session,
+            methods=["POST"],
+            name="sign_out_session",
+        ),
+        Route("/settings/browsers/{id:rowid}/forget", sessions.forget_browser, methods=["POST"], name="forget_browser"),
         Route(f"{mfa_}/totp", mfa.show_totp, methods=["GET"], name="show_totp"),
         Route(f"{mfa_}/totp/enable", mfa.start_totp, methods=["POST"], name="start_totp"),
         Route(f"{mfa_}/totp/cancel", mfa.cancel_totp, methods=["POST"], name="cancel_totp"),

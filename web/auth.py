@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from db import links, signin
 from db.errors import DomainError
 from web import guards
+from web.cookies import remember_name, set_remembered
 from web.guards import Context, guarded
 from web.safety import safe_next
 from web.templating import navigate, render, url_path
@@ -28,7 +29,11 @@ async def sign_in(ctx: Context) -> Response:
     email, next_path = ctx.field("email", 320), safe_next(ctx.field("next", 600))
     try:
         begun = await ctx.run(
-            signin.begin, email=email, password=ctx.field("password", 1024), replaces=ctx.session.get(guards.SID)
+            signin.begin,
+            email=email,
+            password=ctx.field("password", 1024),
+            replaces=ctx.session.get(guards.SID),
+            remembered=ctx.request.cookies.get(remember_name(ctx.request.scope)),
         )
     except DomainError as error:
         context = {"next": next_path, "email": email, "empty": False, "error": error.message}
@@ -44,8 +49,18 @@ async def show_second_step(ctx: Context) -> Response:
     if not ctx.session.get(guards.PENDING):
         return RedirectResponse(url_path(ctx.request, "show_login"), status_code=303)
     query = ctx.request.query_params
-    context = {"next": safe_next(query.get("next")), "backup": query.get("method") == "backup", "error": None}
-    return render(ctx.request, "auth/challenge.html", None, context)
+    return await challenge(ctx, next_path=safe_next(query.get("next")), backup=query.get("method") == "backup")
+
+
+async def challenge(
+    ctx: Context, *, next_path: str, backup: bool, error: str | None = None, status_code: int = 200
+) -> Response:
+    """The second step's page, offering "Remember this browser" when the org policy allows it."""
+    token = ctx.session.get(guards.SID)
+    ttl = ctx.settings.second_step_ttl
+    days = await ctx.run(signin.remember_offer, token=token, ttl=ttl) if isinstance(token, str) else 0
+    context = {"next": next_path, "backup": backup, "error": error, "remember_days": days}
+    return render(ctx.request, "auth/challenge.html", None, context, status_code=status_code)
 
 
 @guarded(signed_in=False)
@@ -57,16 +72,21 @@ async def verify_second_step(ctx: Context) -> Response:
             raise signin.SecondStepExpired()
         code = ctx.field("backup_code" if method == "backup" else "code", 64)
         ttl = ctx.settings.second_step_ttl
-        signed_in = await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code)
+        remember = ctx.field("remember") == "1"
+        done = await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code, remember=remember)
     except signin.SecondStepExpired as error:
         ctx.session.clear()
         context = {"next": "/", "email": "", "error": error.message, "empty": False}
         return render(ctx.request, "auth/login.html", None, context, status_code=422)
     except DomainError as error:
-        context = {"next": next_path, "backup": method == "backup", "error": error.message}
-        return render(ctx.request, "auth/challenge.html", None, context, status_code=error.status)
-    ctx.start_session(signed_in)
-    return RedirectResponse(next_path, status_code=303)
+        return await challenge(
+            ctx, next_path=next_path, backup=method == "backup", error=error.message, status_code=error.status
+        )
+    ctx.start_session(done.session_token)
+    response = RedirectResponse(next_path, status_code=303)
+    if done.remember_token:
+        set_remembered(response, ctx.request.scope, token=done.remember_token, days=done.remember_days)
+    return response
 
 
 @guarded(signed_in=False)

@@ -12,6 +12,7 @@ from binascii import Error as Base64Error
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PLAIN_NAME = "chat360_session"
@@ -62,3 +63,24 @@ class CookieSession:
             return f"{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
         value = self.signer.sign(b64encode(json.dumps(session, separators=(",", ":")).encode())).decode()
         return f"{name}={value}; Path=/; Max-Age={self.max_age}; HttpOnly; SameSite=Lax{secure}"
+
+
+REMEMBER_PLAIN, REMEMBER_SECURE = "chat360_remember", "__Host-chat360_remember"
+
+
+def remember_name(scope: Scope) -> str:
+    """The remembered-browser cookie: a long-lived token of its own, apart from the session cookie."""
+    return REMEMBER_SECURE if scope.get("scheme") == "https" else REMEMBER_PLAIN
+
+
+def set_remembered(response: Response, scope: Scope, *, token: str, days: int) -> None:
+    """HttpOnly, Secure over https, SameSite=Lax, for the days the policy allowed."""
+    response.set_cookie(
+        remember_name(scope),
+        token,
+        max_age=days * 86400,
+        path="/",
+        httponly=True,
+        secure=scope.get("scheme") == "https",
+        samesite="lax",
+    )

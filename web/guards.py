@@ -28,6 +28,7 @@ from db.engine import open_session
 from db.events import Actor
 from db.member import Member
 from web.config import Settings
+from web.templating import wants_partial
 
 SID = "auth.sid"  # the session's token (signed in, or pending the second step)
 PENDING = "auth.pending"  # password accepted, second step not yet
@@ -126,7 +127,11 @@ class Context:
         member is loaded again when next asked for."""
         if token:
             self.session[SID] = token
-            self.member_or_none = _load(self.request)
+            self.member_or_none = _load(self.request, lists=not wants_partial(self.request))
+
+    def refresh(self) -> None:
+        """Load the member again with their sessions and remembered browsers, after a change to those."""
+        self.member_or_none = _load(self.request, lists=True)
 
     def start_session(self, token: str, *, pending: bool = False) -> None:
         """A new session in a fresh cookie session: a new privilege level gets a new CSRF token too."""
@@ -174,13 +179,15 @@ def signed_in_member(request: Request, *, enrolling: bool = False) -> Member:
     """The signed-in member. `enrolling` lets a member whom the policy holds at enrolment through."""
     found: Member | None = getattr(request.state, "member", None)
     if found is None:
-        found = request.state.member = _load(request)
+        found = request.state.member = _load(request, lists=not wants_partial(request))
     if found.must_enrol and not enrolling:
         raise EnrolmentRequired()
     return found
 
 
-def _load(request: Request) -> Member:
+def _load(request: Request, *, lists: bool = False) -> Member:
+    """The member behind the cookie, in one statement; `lists` adds their sessions and remembered browsers
+    to it (a whole page shows them in Settings; a partial does not need them)."""
     session = request.session
     token = session.get(SID)
     if not isinstance(token, str):
@@ -191,6 +198,7 @@ def _load(request: Request) -> Member:
     at = time.time()
     since, seen = float(session.get(SINCE, 0)), float(session.get(SEEN, 0))
     expired = at - since > config.absolute_timeout or at - seen > config.idle_timeout
+    stale = at - seen > min(60, config.idle_timeout / 10)
     engine = request.app.state.engine
     found = None
     if expired:
@@ -199,11 +207,14 @@ def _load(request: Request) -> Member:
             db.commit()
     else:
         with request.app.state.reader.connect() as connection:
-            found = sessions.load(connection, token=token)
+            found = sessions.load(connection, token=token, with_lists=lists)
+    if found is not None and stale:  # last activity is written with the cookie's stamp, not per request
+        with open_session(engine) as db:
+            sessions.touch(db, session_id=found.auth.id)
     if found is None:
         session.clear()
         raise NotSignedIn()
-    if at - seen > min(60, config.idle_timeout / 10):
+    if stale:
         session[SEEN] = int(at)
     request.state.member = found
     return found
