@@ -7,8 +7,10 @@ marks a session as recently verified; nothing else does (security requirement 40
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn
 
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
@@ -17,9 +19,9 @@ from db import events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectPassword, InvalidCredentials
 from db.events import Actor
-from db.factors import count_attempt, refuse, verify_second_factor
+from db.factors import Ceremony, count_attempt, passkeys, refuse, verify_second_factor
 from db.member import Member
-from db.models import PasskeyCredential, TotpDevice, User
+from db.models import PasskeyCredential, Throttle, TotpDevice, User
 
 
 class SecondStepExpired(DomainError):
@@ -49,7 +51,16 @@ def begin(
 
 
 def finish(
-    session: Session, *, token: str, ttl: int, method: str, code: str, keyring: Keyring, actor: Actor, at: float
+    session: Session,
+    *,
+    token: str,
+    ttl: int,
+    method: str,
+    code: str,
+    keyring: Keyring,
+    actor: Actor,
+    at: float,
+    ceremony: Ceremony | None = None,
 ) -> str:
     """The second step of a pending sign-in, checked against the server: a pending session that a password
     change, an MFA change or a reset ended is gone. Returns the signed-in session's token."""
@@ -57,7 +68,15 @@ def finish(
     if user is None:
         raise SecondStepExpired()
     factor = verify_second_factor(
-        session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="sign_in", at=at
+        session,
+        user=user,
+        method=method,
+        code=code,
+        keyring=keyring,
+        actor=actor,
+        purpose="sign_in",
+        at=at,
+        ceremony=ceremony,
     )
     sessions.end(session, token=token)
     return _complete(session, user=user, actor=actor, factor=factor)
@@ -73,19 +92,79 @@ def confirm(
     hasher: PasswordHasher,
     actor: Actor,
     at: float,
+    ceremony: Ceremony | None = None,
 ) -> str:
     """ "Confirm it's you": a second factor again (without MFA, the password); returns a new token."""
     user = member.user
     if member.mfa_enabled:
-        verify_second_factor(
-            session, user=user, method=method, code=secret, keyring=keyring, actor=actor, purpose="step_up", at=at
-        )
+        kw = {"keyring": keyring, "actor": actor, "at": at, "ceremony": ceremony}
+        verify_second_factor(session, user=user, method=method, code=secret, purpose="step_up", **kw)
     else:
         _recheck_password(session, user_id=user.id, password=secret, hasher=hasher, actor=actor)
     token = sessions.rotate(session, session_id=member.auth.id, verified=True)
     events.record(session, "step_up", actor=actor, target=user)
     session.commit()
     return token
+
+
+def sign_in_with_passkey(
+    session: Session, *, handle: str, response_json: str, rp_id: str, origin: str, actor: Actor, replaces: str | None
+) -> str:
+    """Passwordless sign-in: a discoverable passkey, user verification required, is the only factor.
+
+    Throttled per client address before the check, and per account once the credential names one. Every
+    refusal (unknown or removed credential, wrong origin, no user verification, replayed challenge) is the
+    wrong-password answer, so the button tells nobody which credentials exist (security requirement 55)."""
+    try:
+        throttle.take_attempts(session, [(throttle.client_key(actor.ip), throttle.CLIENT)])
+    except throttle.Throttled:
+        events.record(session, "throttled", actor=actor, target_label=actor.ip, outcome="failure", detail="passkey")
+        session.commit()
+        raise
+    try:
+        user_id, _ = passkeys.verify_assertion(
+            session,
+            user=None,
+            purpose="sign_in",
+            handle=handle,
+            response_json=response_json,
+            rp_id=rp_id,
+            origin=origin,
+        )
+    except passkeys.PasskeyRejected as rejected:
+        _passkey_refused(session, rejected, actor=actor)
+    user = session.get(User, user_id)
+    key = throttle.user_key(user_id)
+    if user is None or throttle.is_hard_locked(session, key) or _locked(session, key):
+        raise InvalidCredentials()
+    if replaces:
+        sessions.end(session, token=replaces)
+    throttle.clear(session, key)
+    throttle.give_back(session, throttle.client_key(actor.ip))
+    return _complete(session, user=user, actor=actor, factor="passkey")
+
+
+def _locked(session: Session, key: str) -> bool:
+    """The account's second-factor lock holds for passkeys too: a good passkey doesn't lift it early."""
+    row = session.get(Throttle, key)
+    return row is not None and row.locked_until is not None and row.locked_until > throttle.utcnow()
+
+
+def _passkey_refused(session: Session, rejected: passkeys.PasskeyRejected, *, actor: Actor) -> NoReturn:
+    user = session.get(User, rejected.user_id) if rejected.user_id else None
+    detail = f"factor=passkey purpose=passwordless reason={rejected.reason}"
+    if user is not None:  # the account is known: the failure counts against it like a wrong code
+        with contextlib.suppress(throttle.Throttled):
+            throttle.take_attempts(session, [(throttle.user_key(user.id or 0), throttle.SECOND_FACTOR)])
+        if rejected.clone_suspected:
+            events.record(
+                session, "passkey_clone_suspected", actor=actor, target=user, outcome="failure", detail=detail
+            )
+    events.record(
+        session, "sign_in_failed", actor=actor, target=user, target_label=actor.ip, outcome="failure", detail=detail
+    )
+    session.commit()
+    raise InvalidCredentials()
 
 
 def check_password(session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor) -> User:
