@@ -34,8 +34,8 @@ async def sign_in(ctx: Context) -> Response:
             signin.begin, email=email, password=ctx.field("password", 1024), replaces=ctx.session.get(guards.SID)
         )
     except DomainError as error:
+        # No new passkey challenge here: a refused password changes nothing, not even the cookie.
         context = {"next": next_path, "email": email, "empty": False, "error": error.message}
-        context["passkey_options"] = await passkeys.request_options(ctx, "sign_in")
         return render(ctx.request, "auth/login.html", None, context, status_code=error.status)
     ctx.start_session(begun.session_token, pending=begun.pending)
     if begun.pending:
