@@ -43,6 +43,10 @@ KINDS = {
     "member_removed": "Member removed",
     "webhook_changed": "Webhook changed",
     "billing_changed": "Billing changed",
+    "passkey_added": "Passkey added",
+    "passkey_renamed": "Passkey renamed",
+    "passkey_removed": "Passkey removed",
+    "passkey_clone_suspected": "Passkey may be cloned",
 }
 
 

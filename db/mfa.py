@@ -88,7 +88,7 @@ def disable(
     verify_second_factor(
         session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="disable", at=at
     )
-    remove_all(session, user_id=user.id or 0)
+    remove_all(session, user_id=user.id or 0, keep_passkeys=True)
     return _changed(
         session,
         user=user,

@@ -17,7 +17,7 @@ from db import devices, events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectPassword, InvalidCredentials, NotFound
 from db.events import Actor
-from db.factors import count_attempt, refuse, verify_second_factor
+from db.factors import Ceremony, count_attempt, refuse, verify_second_factor
 from db.member import Member
 from db.models import OrgPolicy, PasskeyCredential, TotpDevice, User
 
@@ -80,6 +80,7 @@ def finish(
     actor: Actor,
     at: float,
     remember: bool = False,
+    ceremony: Ceremony | None = None,
 ) -> Finished:
     """The second step of a pending sign-in, checked against the server: a pending session that a password
     change, an MFA change or a reset ended is gone. `remember` is honoured only as far as the org policy
@@ -88,18 +89,20 @@ def finish(
     if user is None:
         raise SecondStepExpired()
     factor = verify_second_factor(
-        session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="sign_in", at=at
+        session,
+        user=user,
+        method=method,
+        code=code,
+        keyring=keyring,
+        actor=actor,
+        purpose="sign_in",
+        at=at,
+        ceremony=ceremony,
     )
     sessions.end(session, token=token)
     days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role) if remember else 0
     kept = devices.remember(session, user=user, days=days, actor=actor) if days else None
     return Finished(_complete(session, user=user, actor=actor, factor=factor), kept, days)
-
-
-def remember_offer(session: Session, *, token: str, ttl: int) -> int:
-    """For how many days the second step may offer to remember this browser (0: not offered)."""
-    user = sessions.load_pending(session, token=token, ttl=ttl)
-    return 0 if user is None else devices.allowed_days(session.get(OrgPolicy, 1), role=user.role)
 
 
 def confirm(
@@ -112,12 +115,21 @@ def confirm(
     hasher: PasswordHasher,
     actor: Actor,
     at: float,
+    ceremony: Ceremony | None = None,
 ) -> str:
     """ "Confirm it's you": a second factor again (without MFA, the password); returns a new token."""
     user = member.user
     if member.mfa_enabled:
         verify_second_factor(
-            session, user=user, method=method, code=secret, keyring=keyring, actor=actor, purpose="step_up", at=at
+            session,
+            user=user,
+            method=method,
+            code=secret,
+            purpose="step_up",
+            keyring=keyring,
+            actor=actor,
+            at=at,
+            ceremony=ceremony,
         )
     else:
         _recheck_password(session, user_id=user.id, password=secret, hasher=hasher, actor=actor)

@@ -17,6 +17,7 @@ from web.cookies import SECURE_NAME
 
 
 def _without_token(html: str) -> str:
+    html = re.sub(r'"challenge": "[A-Za-z0-9_-]+"', '"challenge": ""', html)  # each page's passkey challenge
     return re.sub(r'value="[A-Za-z0-9_-]{43}"', 'value=""', html)
 
 

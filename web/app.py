@@ -25,7 +25,21 @@ from db.errors import DomainError
 from db.keyfile import FileKeyring
 from db.keyholders import holder_name
 from db.passwords import make_hasher
-from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive, sessions, unavailable
+from web import (
+    account,
+    activity,
+    admin,
+    auth,
+    errors,
+    guards,
+    links,
+    mfa,
+    outbox,
+    passkeys,
+    sensitive,
+    sessions,
+    unavailable,
+)
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.protect import RequestGuard, SecurityHeaders
@@ -55,6 +69,7 @@ def routes() -> list[Route | Mount]:
         Route("/login", auth.sign_in, methods=["POST"], name="sign_in"),
         Route("/login/verify", auth.show_second_step, methods=["GET"], name="show_second_step"),
         Route("/login/verify", auth.verify_second_step, methods=["POST"], name="verify_second_step"),
+        Route("/login/passkey", passkeys.sign_in_with_passkey, methods=["POST"], name="sign_in_with_passkey"),
         Route("/logout", auth.sign_out, methods=["POST"], name="sign_out"),
         Route("/reauth", auth.show_reauth, methods=["GET"], name="show_reauth"),
         Route("/reauth", auth.reauthenticate, methods=["POST"], name="reauthenticate"),
@@ -83,6 +98,7 @@ def routes() -> list[Route | Mount]:
             methods=["POST"],
             name="regenerate_recovery_codes",
         ),
+        *passkey_routes(f"{mfa_}/passkeys"),
         Route("/settings/webhooks", sensitive.show_webhooks, methods=["GET"], name="show_webhooks"),
         Route("/settings/webhooks", sensitive.add_webhook, methods=["POST"], name="add_webhook"),
         Route(
@@ -112,6 +128,16 @@ def routes() -> list[Route | Mount]:
             }
         ),
         Mount("/static", app=GZipMiddleware(ImmutableStatic(directory=STATIC)), name="static"),
+    ]
+
+
+def passkey_routes(base: str) -> list[Route]:
+    return [
+        Route(base, passkeys.show_passkeys, methods=["GET"], name="show_passkeys"),
+        Route(base, passkeys.add_passkey, methods=["POST"], name="add_passkey"),
+        Route(f"{base}/new", passkeys.start_passkey, methods=["POST"], name="start_passkey"),
+        Route(f"{base}/{{id:rowid}}/rename", passkeys.rename_passkey, methods=["POST"], name="rename_passkey"),
+        Route(f"{base}/{{id:rowid}}/remove", passkeys.remove_passkey, methods=["POST"], name="remove_passkey"),
     ]
 
 

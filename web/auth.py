@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 
-from db import links, signin
+from db import devices, links, mfa_passkeys, signin
 from db.errors import DomainError
-from web import guards
+from web import guards, passkeys
 from web.cookies import remember_name, set_remembered
 from web.guards import Context, guarded
 from web.safety import safe_next
@@ -21,7 +22,9 @@ async def show_login(ctx: Context) -> Response:
     if guards.SID in ctx.session and not ctx.session.get(guards.PENDING):
         return RedirectResponse(next_path, status_code=303)
     empty = await ctx.run(links.instance_is_empty)
-    return render(ctx.request, "auth/login.html", None, {"next": next_path, "email": "", "error": None, "empty": empty})
+    options = await passkeys.request_options(ctx, "sign_in")
+    context = {"next": next_path, "email": "", "error": None, "empty": empty, "passkey_options": options}
+    return render(ctx.request, "auth/login.html", None, context)
 
 
 @guarded(signed_in=False)
@@ -36,6 +39,7 @@ async def sign_in(ctx: Context) -> Response:
             remembered=ctx.request.cookies.get(remember_name(ctx.request.scope)),
         )
     except DomainError as error:
+        # No new passkey challenge here: a refused password changes nothing, not even the cookie.
         context = {"next": next_path, "email": email, "empty": False, "error": error.message}
         return render(ctx.request, "auth/login.html", None, context, status_code=error.status)
     ctx.start_session(begun.session_token, pending=begun.pending)
@@ -49,18 +53,28 @@ async def show_second_step(ctx: Context) -> Response:
     if not ctx.session.get(guards.PENDING):
         return RedirectResponse(url_path(ctx.request, "show_login"), status_code=303)
     query = ctx.request.query_params
-    return await challenge(ctx, next_path=safe_next(query.get("next")), backup=query.get("method") == "backup")
+    context = await second_step_context(ctx, safe_next(query.get("next")), query.get("method") == "backup")
+    return render(ctx.request, "auth/challenge.html", None, context)
 
 
-async def challenge(
-    ctx: Context, *, next_path: str, backup: bool, error: str | None = None, status_code: int = 200
-) -> Response:
-    """The second step's page, offering "Remember this browser" when the org policy allows it."""
-    token = ctx.session.get(guards.SID)
-    ttl = ctx.settings.second_step_ttl
-    days = await ctx.run(signin.remember_offer, token=token, ttl=ttl) if isinstance(token, str) else 0
-    context = {"next": next_path, "backup": backup, "error": error, "remember_days": days}
-    return render(ctx.request, "auth/challenge.html", None, context, status_code=status_code)
+async def second_step_context(
+    ctx: Context, next_path: str, backup: bool, error: str | None = None
+) -> dict[str, object]:
+    """The second step's page: the authenticator app's code (or a backup code), and passkeys if the member has
+    any, each with a fresh challenge."""
+    token, ttl = ctx.session.get(guards.SID), ctx.settings.second_step_ttl
+    rp_id, _ = passkeys.relying_party(ctx)
+    offer = await ctx.run(mfa_passkeys.second_step, token=str(token), ttl=ttl, rp_id=rp_id)
+    if offer is not None and offer.handle:
+        ctx.session[passkeys.KEY.format("second_step")] = offer.handle
+    has_totp = offer is None or offer.has_totp
+    options = offer.options if offer is not None else None
+    passkey_options = json.loads(options) if options else None
+    days = await ctx.run(devices.remember_offer, token=str(token), ttl=ttl)  # "Remember this browser", if allowed
+    return {"next": next_path, "backup": backup or not has_totp, "has_totp": has_totp, "error": error} | {
+        "passkey_options": passkey_options,
+        "remember_days": days,
+    }
 
 
 @guarded(signed_in=False)
@@ -71,17 +85,21 @@ async def verify_second_step(ctx: Context) -> Response:
         if not (ctx.session.get(guards.PENDING) and isinstance(token, str)):
             raise signin.SecondStepExpired()
         code = ctx.field("backup_code" if method == "backup" else "code", 64)
+        found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
+        code = passkeys.credential(ctx) if found else code
         ttl = ctx.settings.second_step_ttl
         remember = ctx.field("remember") == "1"
-        done = await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code, remember=remember)
+        done = await ctx.run(
+            signin.finish, token=token, ttl=ttl, method=method, code=code, ceremony=found, remember=remember
+        )
     except signin.SecondStepExpired as error:
         ctx.session.clear()
         context = {"next": "/", "email": "", "error": error.message, "empty": False}
         return render(ctx.request, "auth/login.html", None, context, status_code=422)
     except DomainError as error:
-        return await challenge(
-            ctx, next_path=next_path, backup=method == "backup", error=error.message, status_code=error.status
-        )
+        context = await second_step_context(ctx, next_path, method == "backup", error.message)
+        context["passkey_error"] = method == "passkey"
+        return render(ctx.request, "auth/challenge.html", None, context, status_code=error.status)
     ctx.start_session(done.session_token)
     response = RedirectResponse(next_path, status_code=303)
     if done.remember_token:
@@ -104,9 +122,14 @@ async def sign_out(ctx: Context) -> Response:
     return response
 
 
-def reauth_context(ctx: Context, *, next_path: str, method: str, replay: list[tuple[str, str]]) -> dict[str, object]:
+async def reauth_context(
+    ctx: Context, *, next_path: str, method: str, replay: list[tuple[str, str]]
+) -> dict[str, object]:
     backup = ctx.request.query_params.get("method") == "backup" or ctx.field("reauth_factor") == "backup"
+    member = ctx.member
+    options = await passkeys.request_options(ctx, "step_up", member.user) if member.passkeys else None
     return {
+        "passkey_options": options,
         "next": next_path,
         "method": method,
         "replay": replay,
@@ -119,7 +142,7 @@ def reauth_context(ctx: Context, *, next_path: str, method: str, replay: list[tu
 @guarded()
 async def show_reauth(ctx: Context) -> Response:
     next_path = safe_next(ctx.request.query_params.get("next"), "/settings")
-    context = reauth_context(ctx, next_path=next_path, method="GET", replay=[])
+    context = await reauth_context(ctx, next_path=next_path, method="GET", replay=[])
     return render(ctx.request, "auth/reauth.html", "auth/_reauth_dialog.html", context)
 
 
@@ -130,16 +153,17 @@ async def reauthenticate(ctx: Context) -> Response:
     A member held at enrolment may confirm too: enabling MFA itself needs a fresh check.
     """
     method, next_path = ctx.field("reauth_method"), safe_next(ctx.field("reauth_next", 600), "/settings")
-    context = reauth_context(ctx, next_path=next_path, method=method, replay=replay_fields(ctx))
+    factor = ctx.field("reauth_factor")
+    factor = factor if factor in ("backup", "passkey") else "totp"
+    found = passkeys.ceremony(ctx, "step_up") if factor == "passkey" else None  # before new options replace it
+    context = await reauth_context(ctx, next_path=next_path, method=method, replay=replay_fields(ctx))
     if switch := ctx.field("reauth_switch"):  # the other factor, keeping what the member was doing
         return dialog(ctx, context | {"backup": switch == "backup"}, 200)
     try:
-        factor = "backup" if ctx.field("reauth_factor") == "backup" else "totp"
-        ctx.rotate(
-            await ctx.run(signin.confirm, member=ctx.member, method=factor, secret=ctx.field("reauth_secret", 1024))
-        )
+        secret = passkeys.credential(ctx, "reauth_credential") if found else ctx.field("reauth_secret", 1024)
+        ctx.rotate(await ctx.run(signin.confirm, member=ctx.member, method=factor, secret=secret, ceremony=found))
     except DomainError as error:
-        return dialog(ctx, context | {"error": error.message}, error.status)
+        return dialog(ctx, context | {"error": error.message, "passkey_error": bool(found)}, error.status)
     if method == "POST":
         return RedirectResponse(next_path, status_code=307)
     return navigate(ctx.request, next_path)

@@ -83,7 +83,7 @@ async def reauth_required(request: Request, exc: Exception) -> Response:
         return RedirectResponse(url_path(request, "show_reauth") + "?next=" + quote(target, safe="/?=&"), 303)
     form = await request.form() if request.method == "POST" else None
     ctx = guards.Context(request, guards.signed_in_member(request, enrolling=True), form)
-    context = reauth_context(ctx, next_path=target, method=request.method, replay=replay_fields(ctx))
+    context = await reauth_context(ctx, next_path=target, method=request.method, replay=replay_fields(ctx))
     if wants_partial(request):
         return dialog(ctx, context, 200)
     return render(request, "auth/reauth.html", None, context)

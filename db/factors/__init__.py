@@ -6,6 +6,7 @@ Every check counts against one throttle per account, before it is made, whicheve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
@@ -15,9 +16,27 @@ from db import events, notices, throttle
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectBackupCode, IncorrectCode
 from db.events import Actor, Owner
-from db.factors import recovery_codes, totp
+from db.factors import passkey_store, passkeys, recovery_codes, totp
 
-METHODS = ("totp", "backup")
+METHODS = ("totp", "backup", "passkey")
+# "Confirm it's you" and the second step ask for a passkey under their own challenge purposes.
+CHALLENGE_PURPOSES = {"sign_in": "second_step", "step_up": "step_up"}
+
+
+@dataclass(frozen=True)
+class Ceremony:
+    """A passkey assertion's context: the challenge's handle from the cookie session, and the relying party."""
+
+    handle: str
+    rp_id: str
+    origin: str
+
+
+class PasskeyRefused(DomainError):
+    """Any refused assertion, one message whatever the reason (the log has the reason)."""
+
+    message = passkey_store.PASSKEY_REJECTED
+    field = "credential"
 
 
 class ClockSkew(IncorrectCode):
@@ -44,17 +63,22 @@ def verify_second_factor(
     actor: Actor,
     purpose: str,
     at: float | None = None,
+    ceremony: Ceremony | None = None,
 ) -> str:
-    """Accept an authenticator or backup code exactly once; returns the factor used. The caller commits a
-    success with the change it allows; a refusal is recorded and committed here, then raised."""
+    """Accept an authenticator or backup code exactly once, or a passkey's assertion (`code` is its JSON,
+    `ceremony` its challenge); returns the factor used. The caller commits a success with the change it
+    allows; a refusal is recorded and committed here, then raised."""
     user_id = user.id or 0
     backup = method == "backup"
     lock = count_attempt(session, user=user, actor=actor, exempt=backup)
-    if backup:
+    if method == "passkey":
+        _check_passkey(session, user=user, actor=actor, purpose=purpose, response=code, ceremony=ceremony, lock=lock)
+        outcome, skew = "ok", None
+    elif backup:
         outcome, skew = ("ok" if recovery_codes.verify(session, user_id=user_id, raw=code) else "wrong"), None
     else:
         outcome, skew = totp.verify(session, user_id=user_id, raw=code, keyring=keyring, at=at)
-    factor = "backup_code" if backup else "totp"
+    factor = "passkey" if method == "passkey" else "backup_code" if backup else "totp"
     if outcome != "ok":
         refuse(
             session,
@@ -72,6 +96,41 @@ def verify_second_factor(
         events.record(session, "backup_code_used", actor=actor, target=user, detail=f"purpose={purpose} left={left}")
         notices.add(session, user=user, text=f"A backup code was used ({left} left)", actor=actor)
     return factor
+
+
+def _check_passkey(
+    session: Session,
+    *,
+    user: Owner,
+    actor: Actor,
+    purpose: str,
+    response: str,
+    ceremony: Ceremony | None,
+    lock: datetime | None,
+) -> None:
+    """The assertion through py_webauthn; a refusal goes the way of a wrong code (counted, logged, raised),
+    and a signature counter gone back is logged as a possible cloned authenticator."""
+    try:
+        if ceremony is None:
+            raise passkeys.PasskeyRejected("challenge")
+        passkeys.verify_assertion(
+            session,
+            user=user,
+            purpose=CHALLENGE_PURPOSES.get(purpose, purpose),
+            handle=ceremony.handle,
+            response_json=response,
+            rp_id=ceremony.rp_id,
+            origin=ceremony.origin,
+        )
+    except passkeys.PasskeyRejected as rejected:
+        detail = f"factor=passkey purpose={purpose} reason={rejected.reason}"
+        if rejected.clone_suspected:  # committed here, as refuse() rolls back what is pending
+            session.rollback()
+            events.record(
+                session, "passkey_clone_suspected", actor=actor, target=user, outcome="failure", detail=detail
+            )
+            session.commit()
+        refuse(session, user=user, actor=actor, detail=detail, outcome="wrong", lock=lock, error=PasskeyRefused())
 
 
 def count_attempt(session: Session, *, user: Owner, actor: Actor, exempt: bool) -> datetime | None:
@@ -101,7 +160,10 @@ def refuse(
     raise error
 
 
-def remove_all(session: Session, *, user_id: int) -> None:
-    """Every second factor of a member, and their backup codes (Disable, Reset MFA). The caller commits."""
+def remove_all(session: Session, *, user_id: int, keep_passkeys: bool = False) -> None:
+    """Every second factor of a member, and their backup codes (Reset MFA; turning the authenticator off
+    keeps the passkeys, which are switched off one by one). The caller commits."""
     recovery_codes.remove(session, user_id=user_id)
     totp.remove(session, user_id=user_id)
+    if not keep_passkeys:
+        passkey_store.remove_all(session, user_id)

@@ -34,6 +34,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from db.events import Owner
 from db.factors import challenges
 from db.factors.passkey_store import (
     InvalidPasskeyName,
@@ -52,7 +53,7 @@ from db.factors.passkey_store import (
     user_handle_of,
 )
 from db.factors.relying_party import clean_name, provider_name, relying_party
-from db.models import PasskeyCredential, User
+from db.models import PasskeyCredential
 
 __all__ = [
     "InvalidPasskeyName",
@@ -86,7 +87,7 @@ def _descriptors(session: Session, user_id: int) -> list[PublicKeyCredentialDesc
     ]
 
 
-def registration_options(session: Session, *, user: User, rp_id: str, rp_name: str) -> tuple[str, str]:
+def registration_options(session: Session, *, user: Owner, rp_id: str, rp_name: str) -> tuple[str, str]:
     """Options for navigator.credentials.create(): a discoverable credential, so it can sign in with no email,
     and never one of the member's authenticators again (excludeCredentials)."""
     assert user.id is not None
@@ -111,7 +112,7 @@ def registration_options(session: Session, *, user: User, rp_id: str, rp_name: s
 
 
 def register(
-    session: Session, *, user: User, handle: str, response_json: str, name: str = "", rp_id: str, origin: str
+    session: Session, *, user: Owner, handle: str, response_json: str, name: str = "", rp_id: str, origin: str
 ) -> PasskeyCredential:
     """Verify the browser's attestation and store the passkey; `name` empty means the provider's name."""
     given = clean_name(name) if name.strip() else None
@@ -151,7 +152,7 @@ def register(
 
 
 def authentication_options(
-    session: Session, *, user: User | None, purpose: str, rp_id: str, user_verification: str | None = None
+    session: Session, *, user: Owner | None, purpose: str, rp_id: str, user_verification: str | None = None
 ) -> tuple[str, str]:
     """Options for navigator.credentials.get(). A known member is offered their own passkeys, user verification
     preferred; sign-in with no email (`user` None) lists none, so the browser offers discoverable ones, and
@@ -175,7 +176,7 @@ def authentication_options(
 def verify_assertion(
     session: Session,
     *,
-    user: User | None,
+    user: Owner | None,
     purpose: str,
     handle: str,
     response_json: str,

@@ -144,7 +144,7 @@ def fill_sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.goto("/login")
     page.get_by_role("textbox", name="Email").fill(email)
     page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def sign_in(page: Page, email: str, password: str = PASSWORD, authenticator: Authenticator | None = None) -> None:

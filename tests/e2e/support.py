@@ -360,6 +360,7 @@ def server_env(
         REAUTH_WINDOW=env.get("E2E_REAUTH_WINDOW", "300"),
         HOST="127.0.0.1",
         PORT=str(port),
+        PUBLIC_URL=f"http://localhost:{port}",  # WebAuthn needs a host name, never an IP (bind stays 127.0.0.1)
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides or {})
@@ -421,7 +422,7 @@ def start_live_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", env, data_dir, log_path, proc, cwd, module)
+    server = LiveServer(env["PUBLIC_URL"], env, data_dir, log_path, proc, cwd, module)
     try:
         wait_for_http_ok(f"{server.url}/healthz", proc, timeout=startup_timeout)
     except Exception as exc:

@@ -71,7 +71,7 @@ def test_enrol_with_javascript_then_sign_in_with_code_and_backup_code(page: Page
 
     # -- password step: a wrong password and an unknown email read the same ---------------------------------
     page.goto("/login")
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     expect_accessible(page, "login page")
     fill_sign_in(page, email, password=PASSWORD + " wrong")
     wrong_password = _expect_error(page, "Password", r"incorrect email or password")
