@@ -46,6 +46,7 @@ class Member:
     passkeys: int
     codes_left: int
     policy: Policy
+    codes_saved: bool = True  # the member confirmed they saved the backup codes last shown
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Member:
@@ -62,6 +63,7 @@ class Member:
                 row["admins_since"],
                 row["agents_since"],
             ),
+            codes_saved=row["backup_codes_saved_at"] is not None,
         )
 
     @property

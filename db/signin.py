@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from db import events, notices, passwords, sessions, throttle, users
+from db import care, events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectPassword, InvalidCredentials
 from db.events import Actor
@@ -48,11 +48,29 @@ def begin(
     return Begun(_complete(session, user=user, actor=actor, factor="password"), pending=False)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """The signed-in session's token, and whether the 2FA check-up is due (asked before going on)."""
+
+    session_token: str
+    checkup: bool = False
+
+
 def finish(
-    session: Session, *, token: str, ttl: int, method: str, code: str, keyring: Keyring, actor: Actor, at: float
-) -> str:
+    session: Session,
+    *,
+    token: str,
+    ttl: int,
+    method: str,
+    code: str,
+    keyring: Keyring,
+    actor: Actor,
+    at: float,
+    checkup_days: int = 0,
+) -> Finished:
     """The second step of a pending sign-in, checked against the server: a pending session that a password
-    change, an MFA change or a reset ended is gone. Returns the signed-in session's token."""
+    change, an MFA change or a reset ended is gone. The check-up is decided here, once per sign-in, so no
+    request afterwards needs to ask."""
     user = sessions.load_pending(session, token=token, ttl=ttl)
     if user is None:
         raise SecondStepExpired()
@@ -60,7 +78,8 @@ def finish(
         session, user=user, method=method, code=code, keyring=keyring, actor=actor, purpose="sign_in", at=at
     )
     sessions.end(session, token=token)
-    return _complete(session, user=user, actor=actor, factor=factor)
+    due = care.checkup_due(session, user=user, days=checkup_days)
+    return Finished(_complete(session, user=user, actor=actor, factor=factor), checkup=due)
 
 
 def confirm(

@@ -23,7 +23,7 @@ from db.errors import DomainError
 from db.keyfile import FileKeyring
 from db.keyholders import holder_name
 from db.passwords import make_hasher
-from web import account, activity, admin, auth, errors, guards, links, mfa, outbox, sensitive
+from web import account, activity, admin, auth, care, errors, guards, links, mfa, outbox, sensitive
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
 from web.protect import RequestGuard, SecurityHeaders
@@ -74,6 +74,9 @@ def routes() -> list[Route | Mount]:
             methods=["POST"],
             name="regenerate_recovery_codes",
         ),
+        Route(f"{mfa_}/backup-codes/saved", care.confirm_codes_saved, methods=["POST"], name="confirm_codes_saved"),
+        Route(f"{mfa_}/checkup", care.show_checkup, methods=["GET"], name="show_checkup"),
+        Route(f"{mfa_}/checkup", care.complete_checkup, methods=["POST"], name="complete_checkup"),
         Route("/settings/webhooks", sensitive.show_webhooks, methods=["GET"], name="show_webhooks"),
         Route("/settings/webhooks", sensitive.add_webhook, methods=["POST"], name="add_webhook"),
         Route(

@@ -57,7 +57,8 @@ async def verify_second_step(ctx: Context) -> Response:
             raise signin.SecondStepExpired()
         code = ctx.field("backup_code" if method == "backup" else "code", 64)
         ttl = ctx.settings.second_step_ttl
-        signed_in = await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code)
+        days = ctx.settings.checkup_days
+        done = await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code, checkup_days=days)
     except signin.SecondStepExpired as error:
         ctx.session.clear()
         context = {"next": "/", "email": "", "error": error.message, "empty": False}
@@ -65,7 +66,9 @@ async def verify_second_step(ctx: Context) -> Response:
     except DomainError as error:
         context = {"next": next_path, "backup": method == "backup", "error": error.message}
         return render(ctx.request, "auth/challenge.html", None, context, status_code=error.status)
-    ctx.start_session(signed_in)
+    ctx.start_session(done.session_token)
+    if done.checkup:  # asked once, before going on to where the member was going
+        next_path = url_path(ctx.request, "show_checkup") + "?next=" + quote(next_path, safe="/")
     return RedirectResponse(next_path, status_code=303)
 
 

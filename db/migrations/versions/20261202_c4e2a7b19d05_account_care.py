@@ -1,0 +1,31 @@
+"""account care: backup codes saved, 2FA check-up, an index for the activity chart
+
+Revision ID: c4e2a7b19d05
+Revises: 5e1f0c2a9b7d
+Create Date: 2026-12-02 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "c4e2a7b19d05"
+down_revision = "5e1f0c2a9b7d"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("user") as batch:
+        batch.add_column(sa.Column("backup_codes_saved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("mfa_checkup_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    op.create_index("ix_security_event_kind_at", "security_event", ["kind", "at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_security_event_kind_at", table_name="security_event")
+    with op.batch_alter_table("user") as batch:
+        batch.drop_column("mfa_checkup_at")
+        batch.drop_column("backup_codes_saved_at")
