@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, union
 from sqlmodel import Session, col, select
 
 from db.clock import now
@@ -28,34 +29,48 @@ class EventPage:
     newer: int | None  # `?after=` for the next newer page, None on the newest
 
 
-def _filtered(where: EventFilter):  # noqa: ANN202 (a SQLModel select)
-    query = select(SecurityEvent)
-    if where.member_id is not None:
-        query = query.where((SecurityEvent.actor_id == where.member_id) | (SecurityEvent.target_id == where.member_id))
+def _conditions(where: EventFilter) -> list[Any]:
+    found: list[Any] = []
     if where.kind:
-        query = query.where(SecurityEvent.kind == where.kind)
+        found.append(SecurityEvent.kind == where.kind)
     if where.since:
-        query = query.where(SecurityEvent.at >= where.since)
+        found.append(SecurityEvent.at >= where.since)
     if where.until:
-        query = query.where(SecurityEvent.at < where.until)
-    return query
+        found.append(SecurityEvent.at < where.until)
+    return found
+
+
+def _query(where: EventFilter, bound: list[Any], *, newest_first: bool, limit: int) -> Any:
+    """One statement. A member's events are those they did or that were done to them: walked as two keyset
+    scans, one per index ((actor_id, id), (target_id, id)), each stopping after `limit` rows, so neither
+    reads all of the member's rows to sort them (an OR of two indexes would)."""
+    key = col(SecurityEvent.id)
+    order = key.desc() if newest_first else key.asc()
+    conditions = _conditions(where) + bound
+    if where.member_id is not None:
+        sides = [
+            select(key).where(*conditions, side == where.member_id).order_by(order).limit(limit).subquery()
+            for side in (col(SecurityEvent.actor_id), col(SecurityEvent.target_id))
+        ]
+        either = union(select(sides[0].c.id), select(sides[1].c.id))
+        conditions = [key.in_(either)]
+    return select(SecurityEvent).where(*conditions).order_by(order).limit(limit)
 
 
 def page_events(
     session: Session, *, where: EventFilter, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> EventPage:
     """Newest first: the page older than row `before`, or the page newer than row `after`, or the first."""
-    query, key = _filtered(where), col(SecurityEvent.id)
+    key = col(SecurityEvent.id)
     if after is not None:
-        found = list(session.exec(query.where(key > after).order_by(key.asc()).limit(size + 1)))
+        found = list(session.exec(_query(where, [key > after], newest_first=False, limit=size + 1)))
         if len(found) > size:
             rows = found[:size][::-1]
             return EventPage(rows, older=rows[-1].id, newer=rows[0].id)
         # Back at the newest rows: show the first page, full, rather than the few rows left over.
         before = None
-    if before is not None:
-        query = query.where(key < before)
-    found = list(session.exec(query.order_by(key.desc()).limit(size + 1)))
+    bound = [key < before] if before is not None else []
+    found = list(session.exec(_query(where, bound, newest_first=True, limit=size + 1)))
     rows = found[:size]
     older = rows[-1].id if rows and len(found) > size else None
     return EventPage(rows, older=older, newer=rows[0].id if rows and before is not None else None)

@@ -74,8 +74,14 @@ class SecurityEvent(SQLModel, table=True):
     the window's row (db/events.py), and rows older than EVENT_RETENTION_DAYS are deleted."""
 
     __tablename__ = "security_event"
-    # The admin chart counts one kind per day: (kind, at) answers it from the index alone.
-    __table_args__ = (Index("ix_security_event_kind_at", "kind", "at"),)
+    # The admin chart counts one kind per day: (kind, at) answers it from the index alone. A member's page
+    # walks (actor_id, id) and (target_id, id) newest first (db/event_pages.py); PostgreSQL needs the id in
+    # the index for that, SQLite has it anyway (the rowid).
+    __table_args__ = (
+        Index("ix_security_event_kind_at", "kind", "at"),
+        Index("ix_security_event_actor_id_id", "actor_id", "id"),
+        Index("ix_security_event_target_id_id", "target_id", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=now, index=True)
     kind: str = Field(max_length=40, index=True)
