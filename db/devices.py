@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from functools import lru_cache
 
-import ua_parser
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
@@ -25,21 +23,9 @@ from db.events import Actor, Owner
 from db.models import OrgPolicy, RememberedBrowser, User
 from db.sessions import digest
 from db.upsert import affected
+from db.useragents import describe
 
 MAX_DAYS = 90
-
-
-@lru_cache(maxsize=512)
-def describe(user_agent: str) -> str:
-    """The browser and system of a User-Agent in words ("Chrome on Linux"), from ua-parser's maintained rules."""
-    result = ua_parser.parse(user_agent or "")
-    browser = result.user_agent.family if result.user_agent else ""
-    system = result.os.family if result.os else ""
-    browser = "" if browser in ("", "Other") else browser
-    system = "" if system in ("", "Other") else system
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown browser"
 
 
 def allowed_days(policy: OrgPolicy | None, *, role: str) -> int:

@@ -34,6 +34,8 @@ KINDS = {
     "mfa_reset": "MFA reset",
     "backup_code_used": "Backup code used",
     "backup_codes_regenerated": "Backup codes regenerated",
+    "backup_codes_saved": "Backup codes saved",
+    "mfa_checkup": "2FA check-up done",
     "step_up": "Identity confirmed",
     "policy_changed": "MFA policy changed",
     "member_added": "Member added",

@@ -50,6 +50,7 @@ class Member:
     # Only when the statement asked for them (Settings): the member's signed-in sessions, remembered browsers.
     signed_in: tuple[listing.SignedIn, ...] = ()
     remembered: tuple[listing.Remembered, ...] = ()
+    codes_saved: bool = True  # the member confirmed they saved the backup codes last shown
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Member:
@@ -68,6 +69,7 @@ class Member:
             ),
             signed_in=listing.signed_in(row.get("signed_in_list")),
             remembered=listing.browsers(row.get("browsers_list")),
+            codes_saved=row["backup_codes_saved_at"] is not None,
         )
 
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from db import events, notices, sessions, throttle
+from db import care, events, notices, sessions, throttle
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectCode
 from db.events import Actor, Owner
@@ -129,6 +129,8 @@ def _changed(
     """Log and notify an MFA change; every other browser signs in again, this one gets a new token. Commits."""
     events.record(session, kind, actor=actor, target=user)
     notices.add(session, user=user, text=text, actor=actor)
+    if codes:
+        care.codes_unsaved(session, user_id=user.id or 0)
     sessions.end_others(session, user_id=user.id or 0, keep=actor.session_id)
     token = sessions.rotate(session, session_id=actor.session_id, verified=False) if actor.session_id else None
     session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from db.clock import now
@@ -18,6 +19,10 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=now)
     last_sign_in_at: datetime | None = None
+    # The member said they saved the backup codes shown last (None: not since they were made).
+    backup_codes_saved_at: datetime | None = None
+    # The 2FA check-up at sign-in was answered (asked again only after MFA is turned on anew).
+    mfa_checkup_at: datetime | None = None
 
 
 class AuthSession(SQLModel, table=True):
@@ -71,6 +76,14 @@ class SecurityEvent(SQLModel, table=True):
     the window's row (db/events.py), and rows older than EVENT_RETENTION_DAYS are deleted."""
 
     __tablename__ = "security_event"
+    # The admin chart counts one kind per day: (kind, at) answers it from the index alone. A member's page
+    # walks (actor_id, id) and (target_id, id) newest first (db/event_pages.py); PostgreSQL needs the id in
+    # the index for that, SQLite has it anyway (the rowid).
+    __table_args__ = (
+        Index("ix_security_event_kind_at", "kind", "at"),
+        Index("ix_security_event_actor_id_id", "actor_id", "id"),
+        Index("ix_security_event_target_id_id", "target_id", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=now, index=True)
     kind: str = Field(max_length=40, index=True)

@@ -62,6 +62,7 @@ _MEMBER_BY_TOKEN = (
         _U.email,
         _U.role,
         _U.created_at,
+        _U.backup_codes_saved_at,
         _T.id.label("totp_id"),
         _P.require_admins,
         _P.require_agents,

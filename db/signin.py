@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from db import devices, events, notices, passwords, sessions, throttle, users
+from db import care, devices, events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
 from db.errors import DomainError, IncorrectPassword, InvalidCredentials, NotFound
 from db.events import Actor
@@ -36,11 +36,13 @@ class Begun:
 
 @dataclass(frozen=True)
 class Finished:
-    """The second step passed: the session's token, and a remembered browser's token and days, if asked."""
+    """The second step passed: the session's token, a remembered browser's token and days (if asked), and
+    whether the 2FA check-up is due (asked before going on)."""
 
     session_token: str
     remember_token: str | None = None
     remember_days: int = 0
+    checkup: bool = False
 
 
 def begin(
@@ -81,10 +83,12 @@ def finish(
     at: float,
     remember: bool = False,
     ceremony: Ceremony | None = None,
+    checkup_days: int = 0,
 ) -> Finished:
     """The second step of a pending sign-in, checked against the server: a pending session that a password
     change, an MFA change or a reset ended is gone. `remember` is honoured only as far as the org policy
-    allows it for the member's role now (a forged field does nothing)."""
+    allows it for the member's role now (a forged field does nothing). The check-up is decided here, once
+    per sign-in, so no request afterwards needs to ask."""
     user = sessions.load_pending(session, token=token, ttl=ttl)
     if user is None:
         raise SecondStepExpired()
@@ -102,7 +106,8 @@ def finish(
     sessions.end(session, token=token)
     days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role) if remember else 0
     kept = devices.remember(session, user=user, days=days, actor=actor) if days else None
-    return Finished(_complete(session, user=user, actor=actor, factor=factor), kept, days)
+    due = care.checkup_due(session, user=user, days=checkup_days)
+    return Finished(_complete(session, user=user, actor=actor, factor=factor), kept, days, checkup=due)
 
 
 def confirm(

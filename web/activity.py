@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from db import events, org
+from db import event_pages, events, org, useragents
 from web.guards import Context, guarded
 from web.safety import RowId
-from web.templating import render
+from web.templating import render, wants_partial
 
 
 def event_filter(ctx: Context) -> tuple[events.EventFilter, dict[str, str]]:
@@ -33,11 +35,33 @@ def event_filter(ctx: Context) -> tuple[events.EventFilter, dict[str, str]]:
 
 @guarded()
 async def show_activity(ctx: Context) -> Response:
+    """A page of 50, newest first; `?before=`/`?after=` page by row id, keeping the filters in the links."""
     where, raw = event_filter(ctx)
-    rows = await ctx.run(events.list_events, where=where)
-    members = (await ctx.run(org.list_members)) if ctx.member.is_admin else []
-    context = {"rows": rows, "kinds": events.KINDS, "filters": raw, "members": members}
+    query, admin = ctx.request.query_params, ctx.member.is_admin
+    before, after = _row_id(query.get("before")), _row_id(query.get("after"))
+    page = await ctx.run(event_pages.page_events, where=where, before=before, after=after)
+    members = (await ctx.run(org.list_members)) if admin else []
+    chart = (await ctx.run(event_pages.failed_per_day)) if admin and not wants_partial(ctx.request) else []
+    context = {"rows": page.rows, "page": page, "kinds": events.KINDS, "filters": raw, "members": members}
+    context |= {"filter_query": urlencode({k: v for k, v in raw.items() if v}), "chart": chart}
+    context |= {"ago": functools.partial(relative_time, now=datetime.now(UTC)), "device": useragents.describe}
     return render(ctx.request, "admin/activity.html", "admin/_activity.html", context)
+
+
+def _row_id(raw: str | None) -> int | None:
+    return int(raw) if raw and re.fullmatch(RowId.regex, raw) else None
+
+
+def relative_time(at: datetime, *, now: datetime) -> str:
+    """'just now', '3 minutes ago', '2 hours ago', '5 days ago'; past a month, the date."""
+    seconds = max(0, int((now - at).total_seconds()))
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            if unit == "day" and count > 30:
+                return at.strftime("%Y-%m-%d")
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"
 
 
 @guarded()

@@ -30,6 +30,7 @@ from web import (
     activity,
     admin,
     auth,
+    care,
     errors,
     guards,
     links,
@@ -99,6 +100,9 @@ def routes() -> list[Route | Mount]:
             name="regenerate_recovery_codes",
         ),
         *passkey_routes(f"{mfa_}/passkeys"),
+        Route(f"{mfa_}/backup-codes/saved", care.confirm_codes_saved, methods=["POST"], name="confirm_codes_saved"),
+        Route(f"{mfa_}/checkup", care.show_checkup, methods=["GET"], name="show_checkup"),
+        Route(f"{mfa_}/checkup", care.complete_checkup, methods=["POST"], name="complete_checkup"),
         Route("/settings/webhooks", sensitive.show_webhooks, methods=["GET"], name="show_webhooks"),
         Route("/settings/webhooks", sensitive.add_webhook, methods=["POST"], name="add_webhook"),
         Route(

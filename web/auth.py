@@ -88,9 +88,16 @@ async def verify_second_step(ctx: Context) -> Response:
         found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
         code = passkeys.credential(ctx) if found else code
         ttl = ctx.settings.second_step_ttl
-        remember = ctx.field("remember") == "1"
+        remember, days = ctx.field("remember") == "1", ctx.settings.checkup_days
         done = await ctx.run(
-            signin.finish, token=token, ttl=ttl, method=method, code=code, ceremony=found, remember=remember
+            signin.finish,
+            token=token,
+            ttl=ttl,
+            method=method,
+            code=code,
+            ceremony=found,
+            remember=remember,
+            checkup_days=days,
         )
     except signin.SecondStepExpired as error:
         ctx.session.clear()
@@ -101,6 +108,8 @@ async def verify_second_step(ctx: Context) -> Response:
         context["passkey_error"] = method == "passkey"
         return render(ctx.request, "auth/challenge.html", None, context, status_code=error.status)
     ctx.start_session(done.session_token)
+    if done.checkup:  # asked once, before going on to where the member was going
+        next_path = url_path(ctx.request, "show_checkup") + "?next=" + quote(next_path, safe="/")
     response = RedirectResponse(next_path, status_code=303)
     if done.remember_token:
         set_remembered(response, ctx.request.scope, token=done.remember_token, days=done.remember_days)

@@ -50,6 +50,7 @@ class Settings:
     absolute_timeout: int = 86400  # ... and after 24 h in any case
     enrolment_ttl: int = 600  # a pending authenticator secret dies after 10 minutes
     second_step_ttl: int = 300  # time between the password and the second step
+    checkup_days: int = 28  # CHECKUP_DAYS: the 2FA check-up at sign-in this long after MFA was turned on; 0: never
     max_body: int = 16 * 1024
     smtp_url: str | None = None
     smtp_ca_file: Path | None = None  # a private relay's CA, trusted besides the system's

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from db import devices
+from db import useragents
 from db.factors import recovery_codes
 from web.protect import csrf_token
 
@@ -87,7 +87,7 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
     env.globals["url_for"] = url_for
     env.filters["qr_svg"] = qr_svg
     env.filters["group_key"] = group_key
-    env.filters["device_name"] = devices.describe
+    env.filters["device_name"] = useragents.describe
     env.filters["combine_attrs"] = lambda a, b: {**a, **b}
     env.globals["app_name"] = app_name
     env.globals["codes_total"] = recovery_codes.COUNT

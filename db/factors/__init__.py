@@ -94,8 +94,22 @@ def verify_second_factor(
     if backup:
         left = recovery_codes.left(session, user_id=user_id)
         events.record(session, "backup_code_used", actor=actor, target=user, detail=f"purpose={purpose} left={left}")
-        notices.add(session, user=user, text=f"A backup code was used ({left} left)", actor=actor)
+        notices.add(session, user=user, text=used_text(left), actor=actor)
     return factor
+
+
+LOW_CODES = 3  # at or below this many codes left, the member is told to make new ones
+
+
+def used_text(left: int) -> str:
+    """The one notice (and mail) for a backup code used; when few are left it says so, and what to do."""
+    if left > LOW_CODES:
+        return f"A backup code was used ({left} left)"
+    count = "no backup codes" if left == 0 else f"only {left} backup code{'' if left == 1 else 's'}"
+    return (
+        f"A backup code was used: you have {count} left. Make new ones in Settings › Multi-Factor "
+        "Authentication › Regenerate backup codes"
+    )
 
 
 def _check_passkey(
