@@ -39,6 +39,7 @@ from web import (
     passkeys,
     sensitive,
     sessions,
+    timeout,
     unavailable,
 )
 from web.config import Settings, load_settings
@@ -72,6 +73,7 @@ def routes() -> list[Route | Mount]:
         Route("/login/verify", auth.verify_second_step, methods=["POST"], name="verify_second_step"),
         Route("/login/passkey", passkeys.sign_in_with_passkey, methods=["POST"], name="sign_in_with_passkey"),
         Route("/logout", auth.sign_out, methods=["POST"], name="sign_out"),
+        Route("/session/extend", timeout.extend_session, methods=["POST"], name="extend_session"),
         Route("/reauth", auth.show_reauth, methods=["GET"], name="show_reauth"),
         Route("/reauth", auth.reauthenticate, methods=["POST"], name="reauthenticate"),
         Route("/setup/{token}", links.show_setup, methods=["GET"], name="show_setup"),
@@ -202,6 +204,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.keyring = keyring_for(settings)  # one per app: the reports of db/keyholders.py describe this one
     app.state.key_holder = holder_name()
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)
+    app.state.templates.env.globals["session_timer"] = timeout.session_timer
     app.state.hasher = hasher_for(settings)
     app.state.hash_limiter = anyio.CapacityLimiter(settings.hashes_at_once)
     return app

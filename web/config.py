@@ -48,6 +48,7 @@ class Settings:
     reauth_window: int = 900  # seconds a second-factor check stays fresh for sensitive settings
     idle_timeout: int = 3600  # NIST SP 800-63B-4 AAL2: re-authenticate after 1 h idle ...
     absolute_timeout: int = 86400  # ... and after 24 h in any case
+    idle_warning: int = 120  # IDLE_WARNING: seconds before the idle timeout that "Stay signed in" is offered
     enrolment_ttl: int = 600  # a pending authenticator secret dies after 10 minutes
     second_step_ttl: int = 300  # time between the password and the second step
     checkup_days: int = 28  # CHECKUP_DAYS: the 2FA check-up at sign-in this long after MFA was turned on; 0: never

@@ -133,6 +133,12 @@ class Context:
         """Load the member again with their sessions and remembered browsers, after a change to those."""
         self.member_or_none = _load(self.request, lists=True)
 
+    async def keep_alive(self) -> None:
+        """The member said they are still here ("Stay signed in"): the idle clock starts again now, in the
+        cookie and on the session row. The absolute lifetime (`SINCE`) is not touched: it can't be extended."""
+        self.session[SEEN] = int(time.time())
+        await self.run(sessions.touch, session_id=self.member.auth.id)
+
     def start_session(self, token: str, *, pending: bool = False) -> None:
         """A new session in a fresh cookie session: a new privilege level gets a new CSRF token too."""
         at = int(time.time())
@@ -198,7 +204,7 @@ def _load(request: Request, *, lists: bool = False) -> Member:
     at = time.time()
     since, seen = float(session.get(SINCE, 0)), float(session.get(SEEN, 0))
     expired = at - since > config.absolute_timeout or at - seen > config.idle_timeout
-    stale = at - seen > min(60, config.idle_timeout / 10)
+    stale = at - seen > stale_after(config)
     engine = request.app.state.engine
     found = None
     if expired:
@@ -218,6 +224,11 @@ def _load(request: Request, *, lists: bool = False) -> Member:
         session[SEEN] = int(at)
     request.state.member = found
     return found
+
+
+def stale_after(config: Settings) -> float:
+    """The idle stamp is written when it is older than this, not on every request."""
+    return min(60, config.idle_timeout / 10)
 
 
 def require_recent_check(request: Request, member: Member) -> None:
