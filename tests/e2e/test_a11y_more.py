@@ -1,0 +1,192 @@
+"""Reflow, target size, forced colours and the session timeout warning, in Chromium (WCAG 2.2 AA):
+
+- 1.4.10 Reflow: at 320 CSS px the sign-in page, Settings (MFA expanded, enrolment with the QR code), Team and
+  Security activity never scroll sideways (a table may scroll inside its own container);
+- 2.5.8 Target Size (Minimum): every button and link on Settings is at least 24 × 24 px, or is a link inside
+  a sentence (the inline exception);
+- forced colours (Windows High Contrast): the Enable switch looks different on and off, and a focused button
+  looks different from an unfocused one;
+- 2.2.1 Timing Adjustable: before the idle timeout ends, "Are you still there?" offers "Stay signed in", which
+  keeps the session past the original deadline; without it the session ends. axe runs on the warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from .conftest import _fail_on_csp, _new_page, _serve
+from .flows import QR_NAME, confirm_if_asked, enrol, expect_accessible, new_member, sign_in
+from .support import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+IDLE, WARNING = 10, 8  # seconds: the warning shows about two seconds after a page loads
+MIN_TARGET = 24
+
+_OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter((el) => {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || el.closest('[data-scroll], .table-scroll')) return false;
+    return box.right > width + 1 || box.left < -1;
+  }).slice(0, 8).map((el) => el.outerHTML.slice(0, 120));
+  return {scroll: document.documentElement.scrollWidth, width, wide};
+}"""
+
+_SMALL_TARGETS = """(min) => [...document.querySelectorAll('a[href], button, [role=switch], summary')]
+  .filter((el) => el.getClientRects().length > 0 && !el.closest('p, li.prose, .hint'))
+  .map((el) => ({html: el.outerHTML.slice(0, 100), box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.width < min || box.height < min)
+  .map(({html, box}) => `${html} (${Math.round(box.width)}x${Math.round(box.height)})`)"""
+
+
+@pytest.fixture(scope="module")
+def timeout_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """A server whose sessions end after IDLE seconds idle, with the warning WARNING seconds before."""
+    yield from _serve("timeout_server", tmp_path_factory, request, IDLE_TIMEOUT=str(IDLE), IDLE_WARNING=str(WARNING))
+
+
+@pytest.fixture
+def timed_page(browser: Browser, timeout_server: LiveServer) -> Iterator[Callable[[], Page]]:
+    """Pages on the timeout server, each in its own browser context, CSP-checked at the end."""
+    opened = []
+
+    def make() -> Page:
+        opened.append(_new_page(browser, timeout_server.url, javascript=True))
+        return opened[-1][0]
+
+    yield make
+    for page, _ in opened:
+        page.context.close()
+    _fail_on_csp([collector for _, collector in opened])
+
+
+def expect_no_sideways_scroll(page: Page, state: str) -> None:
+    found = page.evaluate(_OVERFLOW)
+    assert found["scroll"] <= found["width"], f"{state}: scrolls sideways at {found['width']} px: {found['wide']}"
+
+
+def test_pages_reflow_at_320_px(page: Page, live_server: LiveServer) -> None:
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto("/login")
+    expect_no_sideways_scroll(page, "sign-in")
+    admin = new_member(live_server, "reflow-admin", role="admin")
+    for n in range(3):  # rows for Team and Security activity, with long addresses
+        new_member(live_server, f"reflow-someone-with-a-long-address-{n}")
+    sign_in(page, admin)
+    page.goto("/settings?section=mfa")
+    expect(page.get_by_role("button", name="Multi-Factor Authentication")).to_have_attribute("aria-expanded", "true")
+    expect_no_sideways_scroll(page, "Settings, MFA expanded")
+    page.goto("/settings/mfa/totp")
+    page.get_by_role("switch", name="Enable").click()
+    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
+    expect_no_sideways_scroll(page, "enrolment, QR code and setup key")
+    page.goto("/team")
+    expect(page.get_by_role("heading", name="Team", level=1)).to_be_visible()
+    expect_no_sideways_scroll(page, "Team")
+    expect_accessible(page, "Team at 320 px")  # a table that scrolls inside itself can still be reached
+    page.goto("/activity")
+    expect(page.get_by_role("heading", name="Security activity", level=1)).to_be_visible()
+    expect_no_sideways_scroll(page, "Security activity")
+    expect_accessible(page, "Security activity at 320 px")
+
+
+def test_settings_targets_are_at_least_24_px(page: Page, live_server: LiveServer) -> None:
+    sign_in(page, new_member(live_server, "targets"))
+    for path in ("/settings", "/settings?section=mfa"):
+        page.goto(path)
+        small = page.evaluate(_SMALL_TARGETS, MIN_TARGET)
+        assert small == [], f"{path}: targets under {MIN_TARGET} px: {small}"
+    enrol(page)
+    page.goto("/settings?section=mfa")
+    small = page.evaluate(_SMALL_TARGETS, MIN_TARGET)
+    assert small == [], f"Settings with MFA on: targets under {MIN_TARGET} px: {small}"
+
+
+def _shot(page: Page, selector_page_box: dict[str, float], pad: int = 8) -> bytes:
+    """A screenshot of a box and `pad` px around it (an outline is drawn outside the element's own box)."""
+    box = selector_page_box
+    clip = {
+        "x": box["x"] - pad,
+        "y": box["y"] - pad,
+        "width": box["width"] + 2 * pad,
+        "height": box["height"] + 2 * pad,
+    }
+    return page.screenshot(clip=clip, caret="initial", animations="disabled")
+
+
+def _calm(page: Page) -> None:
+    """Nothing focused and no pointer over the page, so only the state under test differs."""
+    page.mouse.move(0, 0)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+def test_forced_colours_keep_the_switch_state_and_the_focus_ring(page: Page, live_server: LiveServer) -> None:
+    page.emulate_media(forced_colors="active")
+    assert page.evaluate("() => matchMedia('(forced-colors: active)').matches")
+    sign_in(page, new_member(live_server, "forced"))
+    page.goto("/settings/mfa/totp")
+    switch = page.get_by_role("switch", name="Enable")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    _calm(page)
+    off = switch.screenshot(caret="initial", animations="disabled")
+    switch.click()
+    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
+    switch = page.get_by_role("switch", name="Enable")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    _calm(page)
+    on = switch.screenshot(caret="initial", animations="disabled")
+    assert on != off, "in forced colours the switch looks the same on and off"
+
+    button = page.get_by_role("button", name="Confirm")
+    button.scroll_into_view_if_needed()
+    _calm(page)
+    box = button.bounding_box()
+    assert box is not None
+    unfocused = _shot(page, box)
+    page.keyboard.press("Tab")  # keyboard focus, so :focus-visible applies
+    button.focus()
+    assert button.evaluate("(el) => el.matches(':focus-visible')")
+    focused = _shot(page, box)
+    assert focused != unfocused, "in forced colours a focused button looks like an unfocused one"
+
+
+def test_timeout_warning_and_stay_signed_in(timed_page: Callable[[], Page], timeout_server: LiveServer) -> None:
+    stays, leaves = timed_page(), timed_page()
+    stayer, leaver = new_member(timeout_server, "stays"), new_member(timeout_server, "leaves")
+    sign_in(leaves, leaver)
+    leaves.goto("/settings")
+    sign_in(stays, stayer)
+    stays.goto("/settings")
+    deadline = stays.evaluate("() => Date.now()") + IDLE * 1000  # the original deadline, as the page knows it
+
+    warning = stays.get_by_role("alertdialog", name="Are you still there?")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("You'll be signed out in 1 minute")
+    stay = warning.get_by_role("button", name="Stay signed in")
+    expect(stay).to_be_focused()
+    expect_accessible(stays, "timeout warning")
+    stay.click()
+    expect(warning).to_be_hidden()
+
+    ended = leaves.get_by_role("alertdialog", name="You've been signed out")
+    expect(ended).to_be_visible(timeout=(IDLE + 3) * 1000)
+    expect(ended.get_by_role("link", name="Sign in again")).to_be_visible()
+    expect_accessible(leaves, "signed out after the timeout")
+    stays.wait_for_function(f"() => Date.now() > {deadline} + 500", polling=100)
+    stays.reload()
+    expect(stays.get_by_role("navigation", name="Sidebar")).to_be_visible()  # still signed in
+    leaves.reload()
+    expect(leaves.get_by_role("textbox", name="Email")).to_be_visible()  # signed out on the server
+
+
+@pytest.mark.skipif(os.environ.get("E2E_SKIP_NOJS") == "1", reason="no-JS pass switched off")
+def test_without_javascript_no_warning_shows(page_nojs: Page, live_server: LiveServer) -> None:
+    sign_in(page_nojs, new_member(live_server, "timeout-nojs"))
+    page_nojs.goto("/settings")
+    expect(page_nojs.get_by_role("alertdialog")).to_have_count(0)
+    expect(page_nojs.get_by_role("button", name="Stay signed in")).to_be_hidden()
