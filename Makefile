@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-sqlite test-postgres lint typecheck format check bench clean
+.PHONY: install run test test-sqlite test-postgres lint typecheck format check bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ check: lint typecheck test
 
 bench: install
 	$(PY) bench/run.py $(if $(PROFILE),--profile)
+
+# The picture gallery of docs/screenshots/ (README.md shows it), taken by a browser test.
+screenshots: install
+	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
