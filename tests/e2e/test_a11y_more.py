@@ -102,9 +102,10 @@ def test_settings_targets_are_at_least_24_px(page: Page, live_server: LiveServer
         small = page.evaluate(_SMALL_TARGETS, MIN_TARGET)
         assert small == [], f"{path}: targets under {MIN_TARGET} px: {small}"
     enrol(page)
-    page.goto("/settings?section=mfa")
-    small = page.evaluate(_SMALL_TARGETS, MIN_TARGET)
-    assert small == [], f"Settings with MFA on: targets under {MIN_TARGET} px: {small}"
+    for path in ("/settings?section=mfa", "/settings/mfa/passkeys", "/activity"):
+        page.goto(path)
+        small = page.evaluate(_SMALL_TARGETS, MIN_TARGET)
+        assert small == [], f"{path} with MFA on: targets under {MIN_TARGET} px: {small}"
 
 
 def _shot(page: Page, selector_page_box: dict[str, float], pad: int = 8) -> bytes:
@@ -190,3 +191,31 @@ def test_without_javascript_no_warning_shows(page_nojs: Page, live_server: LiveS
     page_nojs.goto("/settings")
     expect(page_nojs.get_by_role("alertdialog")).to_have_count(0)
     expect(page_nojs.get_by_role("button", name="Stay signed in")).to_be_hidden()
+
+
+_FOCUS_HIDDEN = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const box = el.getBoundingClientRect();
+  const x = Math.min(Math.max(box.left + box.width / 2, 0), innerWidth - 1);
+  const y = Math.min(Math.max(box.top + box.height / 2, 0), innerHeight - 1);
+  const seen = box.bottom > 0 && box.top < innerHeight && box.right > 0 && box.left < innerWidth;
+  const top = document.elementFromPoint(x, y);
+  const uncovered = top !== null && (el === top || el.contains(top) || top.contains(el) || el.labels?.[0]?.contains(top));
+  return seen && uncovered ? "" : el.outerHTML.slice(0, 100);
+}"""
+
+
+@pytest.mark.parametrize("width", [1024, 320])
+def test_focus_is_never_hidden(page: Page, live_server: LiveServer, width: int) -> None:
+    """2.4.11: Tab through Settings with the MFA section open; each focused element is in view and on top."""
+    page.set_viewport_size({"width": width, "height": 640})
+    sign_in(page, new_member(live_server, f"focus{width}"))
+    page.goto("/settings?section=mfa")
+    hidden = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        found = page.evaluate(_FOCUS_HIDDEN)
+        if found:
+            hidden.append(found)
+    assert hidden == [], f"focused but hidden at {width} px: {hidden}"

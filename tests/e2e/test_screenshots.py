@@ -65,12 +65,14 @@ def test_gallery(page: Page, stepup_server: LiveServer) -> None:
     page.get_by_role("button", name="Confirm").click()
     confirm_if_asked(page, page.get_by_role("status").filter(has_text="Multi-factor authentication is enabled"))
     backup_codes_shown(page)
+    page.get_by_role("list", name="Your backup codes").scroll_into_view_if_needed()
     shoot(page, "enrolment-codes")
 
     page.goto("/settings?section=mfa")
     page.get_by_role("button", name="Regenerate backup codes").click()
     confirm_if_asked(page, page.get_by_role("list", name="Your backup codes"), code=phone.code)
     backup_codes_shown(page)
+    page.get_by_role("list", name="Your backup codes").scroll_into_view_if_needed()
     shoot(page, "backup-codes")
 
     page.goto("/settings/mfa/passkeys")
