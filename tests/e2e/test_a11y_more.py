@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -185,7 +184,6 @@ def test_timeout_warning_and_stay_signed_in(timed_page: Callable[[], Page], time
     expect(leaves.get_by_role("textbox", name="Email")).to_be_visible()  # signed out on the server
 
 
-@pytest.mark.skipif(os.environ.get("E2E_SKIP_NOJS") == "1", reason="no-JS pass switched off")
 def test_without_javascript_no_warning_shows(page_nojs: Page, live_server: LiveServer) -> None:
     sign_in(page_nojs, new_member(live_server, "timeout-nojs"))
     page_nojs.goto("/settings")
