@@ -80,25 +80,8 @@ async def second_step_context(
 @guarded(signed_in=False)
 async def verify_second_step(ctx: Context) -> Response:
     method, next_path = ctx.field("method") or "totp", safe_next(ctx.field("next", 600))
-    token = ctx.session.get(guards.SID)
     try:
-        if not (ctx.session.get(guards.PENDING) and isinstance(token, str)):
-            raise signin.SecondStepExpired()
-        code = ctx.field("backup_code" if method == "backup" else "code", 64)
-        found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
-        code = passkeys.credential(ctx) if found else code
-        ttl = ctx.settings.second_step_ttl
-        remember, days = ctx.field("remember") == "1", ctx.settings.checkup_days
-        done = await ctx.run(
-            signin.finish,
-            token=token,
-            ttl=ttl,
-            method=method,
-            code=code,
-            ceremony=found,
-            remember=remember,
-            checkup_days=days,
-        )
+        done = await finish_sign_in(ctx, method)
     except signin.SecondStepExpired as error:
         ctx.session.clear()
         context = {"next": "/", "email": "", "error": error.message, "empty": False}
@@ -114,6 +97,18 @@ async def verify_second_step(ctx: Context) -> Response:
     if done.remember_token:
         set_remembered(response, ctx.request.scope, token=done.remember_token, days=done.remember_days)
     return response
+
+
+async def finish_sign_in(ctx: Context, method: str) -> signin.Finished:
+    """The second step's factor from the form (a code, a backup code or a passkey's answer), checked."""
+    token = ctx.session.get(guards.SID)
+    if not (ctx.session.get(guards.PENDING) and isinstance(token, str)):
+        raise signin.SecondStepExpired()
+    found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
+    code = passkeys.credential(ctx) if found else ctx.field("backup_code" if method == "backup" else "code", 64)
+    options = {"remember": ctx.field("remember") == "1", "checkup_days": ctx.settings.checkup_days}
+    ttl = ctx.settings.second_step_ttl
+    return await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code, ceremony=found, **options)
 
 
 @guarded(signed_in=False)

@@ -28,6 +28,7 @@ from db.engine import open_session
 from db.events import Actor
 from db.member import Member
 from web.config import Settings
+from web.protect import csrf_token
 from web.templating import wants_partial
 
 SID = "auth.sid"  # the session's token (signed in, or pending the second step)
@@ -144,6 +145,7 @@ class Context:
         at = int(time.time())
         self.session.clear()
         self.session.update({SID: token, SINCE: at, SEEN: at} | ({PENDING: True} if pending else {}))
+        csrf_token(self.session)  # made now, so the pages that follow don't change (and re-sign) the cookie
 
 
 @functools.cache
