@@ -71,6 +71,11 @@ def _(msgid: str, **params: Any) -> Text:
     return Text(msgid, **params)
 
 
+def N_(msgid: str) -> str:
+    """Mark a message kept as a constant (formatted later with `_(CONSTANT, **values)`)."""
+    return msgid
+
+
 def ngettext(singular: str, plural: str, n: int, **params: Any) -> Text:
     """A message with a number in it; `%(num)d` is the number. Arabic has six plural forms."""
     return Text(singular, plural, n, **params)

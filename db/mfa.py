@@ -17,14 +17,15 @@ from db.crypto import Keyring
 from db.errors import DomainError, IncorrectCode
 from db.events import Actor, Owner
 from db.factors import count_attempt, recovery_codes, refuse, remove_all, totp, verify_second_factor
+from db.i18n import _
 
 
 class MfaRequired(DomainError):
-    message = "Your organization requires multi-factor authentication for your role, so it can't be turned off."
+    message = _("Your organization requires multi-factor authentication for your role, so it can't be turned off.")
 
 
 class MfaOff(DomainError):
-    message = "Turn on multi-factor authentication first."
+    message = _("Turn on multi-factor authentication first.")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from db.crypto import Keyring
 from db.errors import DomainError, IncorrectPassword, InvalidCredentials, NotFound
 from db.events import Actor
 from db.factors import Ceremony, count_attempt, refuse, verify_second_factor
+from db.i18n import _
 from db.member import Member
 from db.models import OrgPolicy, PasskeyCredential, TotpDevice, User
 
 
 class SecondStepExpired(DomainError):
-    message = "That took too long. Sign in again."
+    message = _("That took too long. Sign in again.")
 
 
 @dataclass(frozen=True)

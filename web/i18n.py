@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from babel.core import negotiate_locale
+from babel.dates import format_skeleton
 from jinja2 import Environment
 from starlette.requests import Request
 
-from db import i18n
+from db import i18n, preferences
 
+ROLES = {"admin": i18n._("Admin"), "agent": i18n._("Agent")}  # i18n.Text: printed in the page's language
 LOCALE_KEY = "i18n.locale"  # the choice, kept in the cookie session too, for pages before sign-in completes
 
 
@@ -64,7 +66,10 @@ def install(env: Environment) -> None:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = _when
     env.filters["tr"] = lambda message: i18n.translate(message) if isinstance(message, str) else message
+    env.filters["day"] = lambda value: format_skeleton("MMMd", value, locale=i18n.ACTIVE.get())
     env.globals["LANGUAGES"] = i18n.NAMES
+    env.globals["ROLES"] = ROLES
+    env.globals["TIME_ZONES"] = preferences.TIME_ZONES
 
 
 def _when(value: Any, fmt: str = "medium") -> str:
