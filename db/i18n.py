@@ -13,11 +13,14 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import datetime
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from markupsafe import escape
 
@@ -31,10 +34,19 @@ ZONE: ContextVar[str | None] = ContextVar("time_zone", default=None)
 
 @cache
 def translations(locale: str) -> NullTranslations:
-    """The compiled catalog of `locale` (English is the msgids themselves)."""
+    """The compiled catalog of `locale` (English is the msgids themselves). `make` compiles the .mo files;
+    when one is missing or older than its .po (a test run straight after editing a catalog), the .po is
+    compiled in memory, so a page never silently falls back to English."""
     if locale not in LOCALES or locale == "en":
         return NullTranslations()
-    return Translations.load(str(CATALOGS), [locale])
+    po, mo = CATALOGS / locale / "LC_MESSAGES" / "messages.po", CATALOGS / locale / "LC_MESSAGES" / "messages.mo"
+    if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        return Translations.load(str(CATALOGS), [locale])
+    buffer = BytesIO()
+    with po.open("rb") as source:
+        write_mo(buffer, read_po(source, locale=locale))
+    buffer.seek(0)
+    return Translations(buffer)
 
 
 def known(locale: str | None) -> str | None:
