@@ -158,3 +158,12 @@ def test_pages_are_still_one_statement_in_any_language(auth: Auth, member: Membe
     with counted(engine) as seen:
         assert auth.client.get("/settings").status_code == 200
     assert len(seen) == 1, seen
+
+
+def test_the_stylesheet_mirrors_with_logical_properties() -> None:
+    """One stylesheet for both directions: no physical left/right that would not flip for Arabic."""
+    css = (ROOT / "static" / "app.css").read_text()
+    physical = re.findall(
+        r"(?:margin|padding|border|inset)-(?:left|right)|text-align:\s*(?:left|right)|[{;]\s*(?:left|right):", css
+    )
+    assert not physical, physical

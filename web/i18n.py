@@ -14,7 +14,6 @@ from starlette.requests import Request
 from db import i18n, preferences
 
 ROLES = {"admin": i18n._("Admin"), "agent": i18n._("Agent")}  # i18n.Text: printed in the page's language
-LOCALE_KEY = "i18n.locale"  # the choice, kept in the cookie session too, for pages before sign-in completes
 
 
 def accepted(header: str) -> list[str]:
@@ -43,8 +42,6 @@ def negotiate(header: str) -> str:
 def locale_of(request: Request) -> str:
     member = getattr(request.state, "member", None)
     chosen = i18n.known(member.user.locale) if member is not None else None
-    if chosen is None and "session" in request.scope:
-        chosen = i18n.known(request.session.get(LOCALE_KEY))
     return chosen or negotiate(request.headers.get("accept-language", ""))
 
 

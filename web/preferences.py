@@ -8,7 +8,6 @@ from starlette.responses import RedirectResponse, Response
 from db import preferences
 from db.errors import DomainError
 from web.guards import Context, guarded
-from web.i18n import LOCALE_KEY
 from web.templating import render, url_path
 
 
@@ -20,5 +19,4 @@ async def save_language(ctx: Context) -> Response:
     except DomainError as error:
         context = {"expanded": False, "panel": None, "language_errors": {error.field or "locale": error.message}}
         return render(ctx.request, "account/settings.html", None, context, status_code=error.status)
-    ctx.session[LOCALE_KEY] = locale  # the pages before sign-in completes (sign-out, the second step) follow it
     return RedirectResponse(url_path(ctx.request, "show_settings") + "?language=saved", status_code=303)
