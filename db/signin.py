@@ -15,9 +15,9 @@ from sqlmodel import Session, select
 
 from db import care, devices, events, notices, passwords, sessions, throttle, users
 from db.crypto import Keyring
-from db.errors import DomainError, IncorrectPassword, InvalidCredentials, NotFound
+from db.errors import DomainError, InvalidCredentials, NotFound
 from db.events import Actor
-from db.factors import Ceremony, count_attempt, refuse, verify_second_factor
+from db.factors import Ceremony, verify_second_factor
 from db.i18n import _, ngettext
 from db.member import Member
 from db.models import OrgPolicy, PasskeyCredential, TotpDevice, User
@@ -138,7 +138,9 @@ def confirm(
             ceremony=ceremony,
         )
     else:
-        _recheck_password(session, user_id=user.id, password=secret, hasher=hasher, actor=actor)
+        users.recheck_password(
+            session, user_id=user.id, password=secret, hasher=hasher, actor=actor, field="reauth_secret"
+        )
     token = sessions.rotate(session, session_id=member.auth.id, verified=True)
     events.record(session, "step_up", actor=actor, target=user)
     session.commit()
@@ -219,26 +221,6 @@ def _complete(session: Session, *, user: User, actor: Actor, factor: str, verifi
     users.mark_signed_in(session, user=user, actor=actor, factor=factor)
     session.commit()
     return token
-
-
-def _recheck_password(session: Session, *, user_id: int, password: str, hasher: PasswordHasher, actor: Actor) -> None:
-    """The password at "Confirm it's you", for a member without MFA: throttled like a second factor."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise IncorrectPassword()
-    lock = count_attempt(session, user=user, actor=actor, exempt=False)
-    if not (user.password_hash and passwords.verify(hasher, user.password_hash, password)):
-        refuse(
-            session,
-            user=user,
-            actor=actor,
-            detail="password",
-            outcome="wrong",
-            lock=lock,
-            error=IncorrectPassword(field="reauth_secret"),
-        )
-    throttle.clear(session, throttle.user_key(user_id))
-    throttle.give_back(session, throttle.client_key(actor.ip))
 
 
 def sign_out(session: Session, *, token: str, actor: Actor) -> None:

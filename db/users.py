@@ -91,16 +91,7 @@ def change_password(
         check_password(new)
     except InvalidInput as error:
         raise InvalidInput("new_password", error.message) from error
-    user = session.get(User, user_id)
-    if user is None:
-        raise IncorrectPassword()
-    lock = count_attempt(session, user=user, actor=actor, exempt=False)
-    if not (user.password_hash and passwords.verify(hasher, user.password_hash, current)):
-        refuse(
-            session, user=user, actor=actor, detail="password", outcome="wrong", lock=lock, error=IncorrectPassword()
-        )
-    throttle.clear(session, throttle.user_key(user_id))
-    throttle.give_back(session, throttle.client_key(actor.ip))
+    user = recheck_password(session, user_id=user_id, password=current, hasher=hasher, actor=actor)
     user.password_hash = hasher.hash(new)
     session.add(user)
     sessions.end_others(session, user_id=user_id, keep=actor.session_id)
@@ -108,3 +99,26 @@ def change_password(
     events.record(session, "password_set", actor=actor, target=user, detail="changed")
     session.commit()
     return token
+
+
+def recheck_password(
+    session: Session,
+    *,
+    user_id: int,
+    password: str,
+    hasher: PasswordHasher,
+    actor: Actor,
+    field: str = "current_password",
+) -> User:
+    """The signed-in member's password again (a password change, or "Confirm it's you" without MFA): counted
+    against the account's second-factor throttle, so it can't be guessed faster than a code."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise IncorrectPassword(field=field)
+    lock = count_attempt(session, user=user, actor=actor, exempt=False)
+    if not (user.password_hash and passwords.verify(hasher, user.password_hash, password)):
+        error = IncorrectPassword(field=field)
+        refuse(session, user=user, actor=actor, detail="password", outcome="wrong", lock=lock, error=error)
+    throttle.clear(session, throttle.user_key(user_id))
+    throttle.give_back(session, throttle.client_key(actor.ip))
+    return user

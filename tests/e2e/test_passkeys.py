@@ -68,7 +68,7 @@ def add_passkey(page: Page, name: str) -> None:
     expect(box).not_to_have_value("")
     expect_accessible(page, "new passkey being named")
     box.fill(name)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
 
 
@@ -118,7 +118,7 @@ def test_passkey_from_adding_to_removing(page: Page, live_server: LiveServer) ->
     page.goto("/settings/mfa/passkeys")
     page.get_by_role("button", name="Rename Work laptop").click()
     page.get_by_role("textbox", name="Passkey name").fill("Desk")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_role("button", name="Remove Desk").click()
     expect(page.get_by_role("status").filter(has_text="Passkey removed.")).to_be_visible()
     expect(page.get_by_text("0 passkeys", exact=True)).to_be_visible()
