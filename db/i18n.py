@@ -68,14 +68,14 @@ class Text(str):
         self.msgid, self.plural, self.n, self.params = msgid, plural, n, params
         return self
 
-    def translate(self, locale: str | None = None) -> str:
+    def in_locale(self, locale: str | None = None) -> str:
         t = translations(locale or ACTIVE.get())
         if self.plural is None:
             return t.gettext(self.msgid) % self.params if self.params else t.gettext(self.msgid)
         return t.ngettext(self.msgid, self.plural, self.n or 0) % ({"num": self.n} | self.params)
 
     def __html__(self) -> str:
-        return str(escape(self.translate()))
+        return str(escape(self.in_locale()))
 
 
 def _(msgid: str, **params: Any) -> Text:
@@ -96,7 +96,7 @@ def ngettext(singular: str, plural: str, n: int, **params: Any) -> Text:
 def translate(message: str, locale: str | None = None) -> str:
     """A message in `locale` (the page's language by default); a plain string is looked up as a msgid."""
     if isinstance(message, Text):
-        return message.translate(locale)
+        return message.in_locale(locale)
     return translations(locale or ACTIVE.get()).gettext(message) if message else message
 
 

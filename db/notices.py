@@ -26,7 +26,8 @@ def add(session: Session, *, user: Owner, text: str, actor: Actor | None = None)
     chose (English when they chose none: a notice has no browser to negotiate with), with the time in
     their time zone."""
     locale, zone = getattr(user, "locale", None), getattr(user, "time_zone", None)
-    stamp = f"{i18n.when(now(), locale or 'en', zone, 'short')} {zone or 'UTC'}"
+    # The stamp in ISO order, which every language (and every mail client) reads alike.
+    stamp = f"{i18n.when(now(), locale or 'en', zone, 'yyyy-MM-dd HH:mm')} {zone or 'UTC'}"
     where = i18n.translate(_(" from %(ip)s", ip=actor.ip), locale or "en") if actor and actor.ip else ""
     line = f"{i18n.translate(text, locale or 'en')} ({stamp}{where})"
     session.add(Notice(user_id=user.id or 0, text=line[:500]))

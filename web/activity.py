@@ -7,6 +7,7 @@ import functools
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
 from babel.dates import format_timedelta
@@ -57,7 +58,8 @@ def _row_id(raw: str | None) -> int | None:
 def relative_time(at: datetime, *, now: datetime) -> str:
     """'just now', '3 minutes ago', '2 hours ago', '5 days ago' (in the page's language); past a month, the date."""
     seconds = max(0, int((now - at).total_seconds()))
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+    units: tuple[tuple[int, Literal["day", "hour", "minute"]], ...] = ((86400, "day"), (3600, "hour"), (60, "minute"))
+    for size, unit in units:
         if seconds >= size:
             count = seconds // size
             if unit == "day" and count > 30:

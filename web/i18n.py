@@ -62,7 +62,6 @@ def install(env: Environment) -> None:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = _when
-    env.filters["tr"] = lambda message: i18n.translate(message) if isinstance(message, str) else message
     env.filters["day"] = lambda value: format_skeleton("MMMd", value, locale=i18n.ACTIVE.get())
     env.globals["LANGUAGES"] = i18n.NAMES
     env.globals["ROLES"] = ROLES
@@ -70,4 +69,6 @@ def install(env: Environment) -> None:
 
 
 def _when(value: Any, fmt: str = "medium") -> str:
-    return i18n.when(value, fmt=fmt, time_zone=i18n.ZONE.get())
+    """A date and time in the member's language and zone, with the zone named (UTC unless they chose one)."""
+    zone = i18n.ZONE.get()
+    return f"{i18n.when(value, fmt=fmt, time_zone=zone)} {zone or 'UTC'}"
