@@ -20,6 +20,7 @@ from db import events, notices, sessions
 from db.clock import now
 from db.errors import NotFound
 from db.events import Actor, Owner
+from db.i18n import ngettext
 from db.models import OrgPolicy, RememberedBrowser, User
 from db.sessions import digest
 from db.upsert import affected
@@ -52,7 +53,16 @@ def remember(session: Session, *, user: User, days: int, actor: Actor) -> str:
     session.add(row)
     name = describe(actor.user_agent)
     events.record(session, "browser_remembered", actor=actor, target=user, detail=f"days={days} browser={name}")
-    notices.add(session, user=user, text=f"{name} was remembered for {days} days and may skip the second step")
+    notices.add(
+        session,
+        user=user,
+        text=ngettext(
+            "%(name)s was remembered for %(num)d day and may skip the second step",
+            "%(name)s was remembered for %(num)d days and may skip the second step",
+            days,
+            name=name,
+        ),
+    )
     return token
 
 

@@ -4,9 +4,11 @@ that fits. A route catches `DomainError` once and re-renders its form with `erro
 
 from __future__ import annotations
 
+from db.i18n import _
+
 
 class DomainError(Exception):
-    message: str = "That didn't work. Please try again."
+    message: str = _("That didn't work. Please try again.")
     status: int = 422
     field: str | None = None
 
@@ -30,26 +32,26 @@ class InvalidInput(DomainError):
 class IncorrectCode(DomainError):
     """Wrong, malformed, reused or uncheckable code: one answer for all, so none of them leaks which."""
 
-    message = "Incorrect code. Check your authenticator app and try again."
+    message = _("Incorrect code. Check your authenticator app and try again.")
     field = "code"
 
 
 class IncorrectBackupCode(IncorrectCode):
-    message = "Incorrect backup code."
+    message = _("Incorrect backup code.")
     field = "backup_code"
 
 
 class IncorrectPassword(DomainError):
-    message = "Incorrect password."
+    message = _("Incorrect password.")
     field = "current_password"
 
 
 class InvalidCredentials(DomainError):
     """Unknown email or wrong password: one error, so the two can't be told apart."""
 
-    message = "Incorrect email or password."
+    message = _("Incorrect email or password.")
 
 
 class NotFound(DomainError):
-    message = "There is nothing at this address."
+    message = _("There is nothing at this address.")
     status = 404

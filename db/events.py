@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from db.clock import now
+from db.i18n import _
 from db.models import SecurityEvent, User
 from db.upsert import affected
 
@@ -18,37 +19,38 @@ from db.upsert import affected
 BOUND_WINDOW = timedelta(minutes=10)
 
 KINDS = {
-    "sign_in": "Signed in",
-    "sign_in_failed": "Sign-in failed",
-    "second_factor_failed": "Second-factor check failed",
-    "throttled": "Attempts throttled",
-    "replay_refused": "Reused code refused",
-    "csrf_refused": "Forged request refused",
-    "sign_out": "Signed out",
-    "sessions_revoked": "Other sessions signed out",
-    "session_ended": "Session signed out",
-    "browser_remembered": "Browser remembered",
-    "browser_forgotten": "Remembered browser forgotten",
-    "mfa_enabled": "MFA enabled",
-    "mfa_disabled": "MFA disabled",
-    "mfa_reset": "MFA reset",
-    "backup_code_used": "Backup code used",
-    "backup_codes_regenerated": "Backup codes regenerated",
-    "backup_codes_saved": "Backup codes saved",
-    "mfa_checkup": "2FA check-up done",
-    "step_up": "Identity confirmed",
-    "policy_changed": "MFA policy changed",
-    "member_added": "Member added",
-    "role_changed": "Role changed",
-    "password_set": "Password set",
-    "throttle_lifted": "Lock lifted",
-    "member_removed": "Member removed",
-    "webhook_changed": "Webhook changed",
-    "billing_changed": "Billing changed",
-    "passkey_added": "Passkey added",
-    "passkey_renamed": "Passkey renamed",
-    "passkey_removed": "Passkey removed",
-    "passkey_clone_suspected": "Passkey may be cloned",
+    "sign_in": _("Signed in"),
+    "sign_in_failed": _("Sign-in failed"),
+    "second_factor_failed": _("Second-factor check failed"),
+    "throttled": _("Attempts throttled"),
+    "replay_refused": _("Reused code refused"),
+    "csrf_refused": _("Forged request refused"),
+    "sign_out": _("Signed out"),
+    "sessions_revoked": _("Other sessions signed out"),
+    "session_ended": _("Session signed out"),
+    "browser_remembered": _("Browser remembered"),
+    "browser_forgotten": _("Remembered browser forgotten"),
+    "mfa_enabled": _("MFA enabled"),
+    "mfa_disabled": _("MFA disabled"),
+    "mfa_reset": _("MFA reset"),
+    "backup_code_used": _("Backup code used"),
+    "backup_codes_regenerated": _("Backup codes regenerated"),
+    "backup_codes_saved": _("Backup codes saved"),
+    "mfa_checkup": _("2FA check-up done"),
+    "step_up": _("Identity confirmed"),
+    "policy_changed": _("MFA policy changed"),
+    "member_added": _("Member added"),
+    "role_changed": _("Role changed"),
+    "password_set": _("Password set"),
+    "throttle_lifted": _("Lock lifted"),
+    "member_removed": _("Member removed"),
+    "webhook_changed": _("Webhook changed"),
+    "billing_changed": _("Billing changed"),
+    "passkey_added": _("Passkey added"),
+    "passkey_renamed": _("Passkey renamed"),
+    "passkey_removed": _("Passkey removed"),
+    "passkey_clone_suspected": _("Passkey may be cloned"),
+    "preferences_set": _("Language changed"),
 }
 
 

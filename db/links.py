@@ -17,6 +17,7 @@ from db import events, sessions
 from db.clock import now
 from db.errors import DomainError
 from db.events import Actor
+from db.i18n import _
 from db.models import OneTimeToken, User
 from db.upsert import affected
 from db.users import check_password, count_users, create_user, normalize_email
@@ -28,7 +29,7 @@ SET_PASSWORD_TTL = timedelta(days=3)
 class InvalidLink(DomainError):
     """A set-up or set-password link that is unknown, used or expired."""
 
-    message = "This link is no longer valid."
+    message = _("This link is no longer valid.")
     status = 404
 
 

@@ -21,6 +21,8 @@ class Account:
     email: str
     role: str
     created_at: datetime
+    locale: str | None = None  # chosen in Settings; None follows the browser
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class Member:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Member:
         return cls(
-            user=Account(row["id"], row["email"], row["role"], row["created_at"]),
+            user=Account(
+                row["id"], row["email"], row["role"], row["created_at"], row.get("locale"), row.get("time_zone")
+            ),
             auth=SessionInfo(row["session_id"], row["signed_in_at"], row["verified_at"]),
             has_totp=row["totp_id"] is not None,
             passkeys=row["passkeys"] or 0,

@@ -17,14 +17,15 @@ from db.crypto import Keyring
 from db.errors import DomainError, IncorrectCode
 from db.events import Actor, Owner
 from db.factors import count_attempt, recovery_codes, refuse, remove_all, totp, verify_second_factor
+from db.i18n import _
 
 
 class MfaRequired(DomainError):
-    message = "Your organization requires multi-factor authentication for your role, so it can't be turned off."
+    message = _("Your organization requires multi-factor authentication for your role, so it can't be turned off.")
 
 
 class MfaOff(DomainError):
-    message = "Turn on multi-factor authentication first."
+    message = _("Turn on multi-factor authentication first.")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def confirm_totp(
         actor=actor,
         kind="mfa_enabled",
         codes=codes,
-        text="Multi-factor authentication was turned on for your account",
+        text=_("Multi-factor authentication was turned on for your account"),
     )
 
 
@@ -94,7 +95,7 @@ def disable(
         user=user,
         actor=actor,
         kind="mfa_disabled",
-        text="Multi-factor authentication was turned off for your account",
+        text=_("Multi-factor authentication was turned off for your account"),
     )
 
 
@@ -109,7 +110,7 @@ def regenerate_recovery_codes(session: Session, *, user: Owner, enabled: bool, a
         actor=actor,
         kind="backup_codes_regenerated",
         codes=codes,
-        text="New backup codes were made; the old ones no longer work",
+        text=_("New backup codes were made; the old ones no longer work"),
     )
 
 
@@ -119,7 +120,12 @@ def reset_mfa(session: Session, *, user: Owner, actor: Actor, reason: str) -> No
     sessions.end_others(session, user_id=user.id or 0, keep=None)
     throttle.clear(session, throttle.user_key(user.id or 0))
     events.record(session, "mfa_reset", actor=actor, target=user, detail=f"reason={reason}"[:255])
-    notices.add(session, user=user, text=f"Your multi-factor authentication was reset by {actor.label}", actor=actor)
+    notices.add(
+        session,
+        user=user,
+        text=_("Your multi-factor authentication was reset by %(who)s", who=actor.label),
+        actor=actor,
+    )
     session.commit()
 
 

@@ -17,6 +17,7 @@ from db.errors import DomainError
 from db.events import Actor, Owner
 from db.factors import passkeys
 from db.factors.relying_party import DEFAULT_NAME, NAME_MAX
+from db.i18n import _
 from db.mfa import Changed, MfaRequired, _changed
 from db.models import TotpDevice
 
@@ -82,7 +83,11 @@ def add_passkey(
         session.add(row)
     assert row.id is not None
     changed = _changed(
-        session, user=user, actor=actor, kind="passkey_added", text=f"A passkey was added to your account: {row.name}"
+        session,
+        user=user,
+        actor=actor,
+        kind="passkey_added",
+        text=_("A passkey was added to your account: %(name)s", name=row.name),
     )
     return Added(changed.session_token, row.id)
 
@@ -105,7 +110,7 @@ def remove_passkey(session: Session, *, user: Owner, passkey_id: int, required: 
         row = passkeys.remove_passkey(session, user_id=user_id, passkey_id=passkey_id)
     except passkeys.PasskeyError as error:
         raise failed(error) from error
-    text = f"A passkey was removed from your account: {row.name}"
+    text = _("A passkey was removed from your account: %(name)s", name=row.name)
     return _changed(session, user=user, actor=actor, kind="passkey_removed", text=text)
 
 

@@ -23,6 +23,9 @@ class User(SQLModel, table=True):
     backup_codes_saved_at: datetime | None = None
     # The 2FA check-up at sign-in was answered (asked again only after MFA is turned on anew).
     mfa_checkup_at: datetime | None = None
+    # The member's choice in Settings (None: follow the browser's Accept-Language; the zone: UTC).
+    locale: str | None = Field(default=None, max_length=8)
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class AuthSession(SQLModel, table=True):

@@ -14,6 +14,7 @@ from db import devices, events, links, sessions, throttle, users
 from db.clock import now
 from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
+from db.i18n import _
 from db.models import OrgPolicy, PasskeyCredential, RecoveryCode, Throttle, TotpDevice, User
 from db.upsert import affected
 
@@ -23,7 +24,7 @@ MAX_GRACE_DAYS = 90
 class LastAdmin(DomainError):
     """The change would leave the organisation without an admin."""
 
-    message = "The organization needs at least one admin."
+    message = _("The organization needs at least one admin.")
     field = "role"
 
 
@@ -49,11 +50,11 @@ def save_policy(
     changing the other role, does not restart it."""
     days = grace_days.strip() or "0"
     if not (days.isascii() and days.isdigit() and int(days) <= MAX_GRACE_DAYS):
-        raise InvalidInput("grace_days", f"Enter a whole number of days from 0 to {MAX_GRACE_DAYS}.")
+        raise InvalidInput("grace_days", _("Enter a whole number of days from 0 to %(max)d.", max=MAX_GRACE_DAYS))
     policy = get_policy(session)
     keep = remember_days.strip() or str(policy.remember_days)
     if not (keep.isascii() and keep.isdigit() and 1 <= int(keep) <= devices.MAX_DAYS):
-        raise InvalidInput("remember_days", f"Enter a whole number of days from 1 to {devices.MAX_DAYS}.")
+        raise InvalidInput("remember_days", _("Enter a whole number of days from 1 to %(max)d.", max=devices.MAX_DAYS))
     policy.remember_admins, policy.remember_agents, policy.remember_days = remember_admins, remember_agents, int(keep)
     at = now()
     policy.admins_since = (policy.admins_since or at) if require_admins else None

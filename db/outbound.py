@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from db.errors import InvalidInput
+from db.i18n import N_, _
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 
-HTTPS_ONLY = "Enter an https:// URL, like https://example.com/hooks/chat360."
-INSIDE = "This address points inside our network ({detail}). Use a public address."
-NOT_FOUND = "We couldn't find the host {host}. Check the address, or try again later."
-PUBLIC_NAME = "Use a public host name, like hooks.example.com."
+HTTPS_ONLY = N_("Enter an https:// URL, like https://example.com/hooks/chat360.")
+INSIDE = N_("This address points inside our network (%(detail)s). Use a public address.")
+NOT_FOUND = N_("We couldn't find the host %(host)s. Check the address, or try again later.")
+PUBLIC_NAME = N_("Use a public host name, like hooks.example.com.")
 # Names that never belong to the public DNS (RFC 6761, RFC 6762, RFC 8375 and the ICANN .internal TLD).
 LOCAL_SUFFIXES = ("localhost", "local", "internal", "localdomain", "home.arpa", "lan", "intranet", "corp")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -83,16 +84,16 @@ def check_address(address: str) -> None:
     """Raise Refused unless `address` (as a resolver gives it, maybe with an IPv6 zone) is public."""
     reason = why_internal(ipaddress.ip_address(address.split("%")[0]))
     if reason is not None:
-        raise Refused(INSIDE.format(detail=reason))
+        raise Refused(_(INSIDE, detail=reason))
 
 
 def check_name(host: str) -> None:
     """Refuse names that only mean something on the local network: these never reach the public DNS."""
     name = host.rstrip(".")
     if any(name == suffix or name.endswith("." + suffix) for suffix in LOCAL_SUFFIXES):
-        raise Refused(INSIDE.format(detail=name))
+        raise Refused(_(INSIDE, detail=name))
     if "." not in name:
-        raise Refused(PUBLIC_NAME)  # a bare label is completed by the resolver's search domains
+        raise Refused(_(PUBLIC_NAME))  # a bare label is completed by the resolver's search domains
 
 
 def parse(url: str) -> tuple[str, int, str]:
@@ -102,9 +103,9 @@ def parse(url: str) -> tuple[str, int, str]:
         port = parts.port if parts else None
         host = parts.hostname.encode("idna").decode("ascii") if parts and parts.hostname else ""
     except (ValueError, UnicodeError) as exc:
-        raise Refused(HTTPS_ONLY) from exc
+        raise Refused(_(HTTPS_ONLY)) from exc
     if parts is None or parts.scheme != "https" or not host or parts.username or parts.password:
-        raise Refused(HTTPS_ONLY)
+        raise Refused(_(HTTPS_ONLY))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return host.lower(), port or 443, path
 
@@ -119,9 +120,9 @@ def resolve(host: str, port: int, resolver: Resolver) -> tuple[str, ...]:
     try:
         addresses = tuple(resolver(host, port))
     except (OSError, UnicodeError) as exc:  # socket.gaierror, a timeout, an unencodable name
-        raise Refused(NOT_FOUND.format(host=host)) from exc
+        raise Refused(_(NOT_FOUND, host=host)) from exc
     if not addresses:
-        raise Refused(NOT_FOUND.format(host=host))
+        raise Refused(_(NOT_FOUND, host=host))
     for address in addresses:
         check_address(address)
     return addresses

@@ -17,10 +17,11 @@ from sqlalchemy import or_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from db import mail
+from db import i18n, mail
 from db.clock import now
+from db.i18n import _
 from db.models import Notice, User
-from db.notices import NOT_YOU
+from db.notices import NOT_YOU, SUBJECT
 
 log = logging.getLogger("chat360.mail")
 
@@ -104,19 +105,23 @@ def deliver(session: Session, *, mailer: Mailer, app_name: str, at: datetime | N
     """
     at = at or now()
     rows = session.exec(
-        select(Notice.id, User.email, Notice.text)
+        select(Notice.id, User.email, Notice.text, User.locale)
         .join(User, col(User.id) == Notice.user_id)
         .where(*_due(at))
         .order_by(col(Notice.id))
         .limit(BATCH)
     ).all()
     sent = 0
-    for notice_id, email, text in rows:
+    for notice_id, email, text, locale in rows:
         attempt = claim(session, notice_id=notice_id or 0, at=at)
         if attempt is None:
             continue  # another worker holds it
         try:
-            mailer.send(to=email, subject=f"{app_name}: security notice", body=f"{text}\n\n{NOT_YOU}\n")
+            subject, footer = (
+                i18n.translate(_(SUBJECT, app=app_name), locale or "en"),
+                i18n.translate(NOT_YOU, locale or "en"),
+            )
+            mailer.send(to=email, subject=subject, body=f"{text}\n\n{footer}\n")
         except mail.SEND_ERRORS as exc:
             retry_at = postpone(session, notice_id=notice_id or 0, attempt=attempt, at=at)
             log.warning(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from db.i18n import _
+
 MIN_LENGTH = 15  # NIST SP 800-63B-4 §3.1.1.2: 15 when a password may be the only factor
 MAX_LENGTH = 128
 # A short blocklist of the passwords attackers try first (NIST asks for a check against such a list).
@@ -33,11 +35,11 @@ def make_hasher(*, time_cost: int = 2, memory_kib: int = 19456) -> PasswordHashe
 def password_problem(password: str) -> str | None:
     """A message saying what is wrong with a new password, or None when it is acceptable."""
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return _("Use at least %(num)d characters.", num=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return f"Use at most {MAX_LENGTH} characters."
+        return _("Use at most %(num)d characters.", num=MAX_LENGTH)
     if password.lower() in COMMON or len(set(password)) < 4:
-        return "This password is too easy to guess. Try a few unrelated words."
+        return _("This password is too easy to guess. Try a few unrelated words.")
     return None
 
 

@@ -11,10 +11,11 @@ from db.clock import now
 from db.crypto import Keyring
 from db.errors import InvalidInput, NotFound
 from db.events import Actor
+from db.i18n import _
 from db.models import Billing, Webhook
 from db.users import normalize_email
 
-PLANS = {"starter": "Starter", "team": "Team", "business": "Business"}
+PLANS = {"starter": _("Starter"), "team": _("Team"), "business": _("Business")}
 
 
 def list_webhooks(session: Session) -> list[Webhook]:
@@ -69,7 +70,7 @@ def get_billing(session: Session) -> Billing:
 
 def save_billing(session: Session, *, plan: str, billing_email: str, actor: Actor) -> Billing:
     if plan not in PLANS:
-        raise InvalidInput("plan", "Choose one of the plans.")
+        raise InvalidInput("plan", _("Choose one of the plans."))
     try:
         email = normalize_email(billing_email)
     except InvalidInput as error:

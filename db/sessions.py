@@ -63,6 +63,8 @@ _MEMBER_BY_TOKEN = (
         _U.role,
         _U.created_at,
         _U.backup_codes_saved_at,
+        _U.locale,
+        _U.time_zone,
         _T.id.label("totp_id"),
         _P.require_admins,
         _P.require_agents,

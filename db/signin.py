@@ -18,12 +18,13 @@ from db.crypto import Keyring
 from db.errors import DomainError, InvalidCredentials, NotFound
 from db.events import Actor
 from db.factors import Ceremony, verify_second_factor
+from db.i18n import _, ngettext
 from db.member import Member
 from db.models import OrgPolicy, PasskeyCredential, TotpDevice, User
 
 
 class SecondStepExpired(DomainError):
-    message = "That took too long. Sign in again."
+    message = _("That took too long. Sign in again.")
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,20 @@ def _complete(session: Session, *, user: User, actor: Actor, factor: str, verifi
     """Start the session, log it, and tell the member of failed second-factor attempts since last time."""
     failed = events.failures_since(session, user_id=user.id or 0, since=user.last_sign_in_at)
     if failed:
-        since = " since your last sign-in" if user.last_sign_in_at else ""
-        notices.add(session, user=user, text=f"{failed} failed attempts to verify your identity{since}")
+        text = (
+            ngettext(
+                "%(num)d failed attempt to verify your identity since your last sign-in",
+                "%(num)d failed attempts to verify your identity since your last sign-in",
+                failed,
+            )
+            if user.last_sign_in_at
+            else ngettext(
+                "%(num)d failed attempt to verify your identity",
+                "%(num)d failed attempts to verify your identity",
+                failed,
+            )
+        )
+        notices.add(session, user=user, text=text)
     token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, verified=verified)
     users.mark_signed_in(session, user=user, actor=actor, factor=factor)
     session.commit()

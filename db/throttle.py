@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from db.clock import now as utcnow
 from db.errors import DomainError
+from db.i18n import N_, _
 from db.models import Throttle
 from db.upsert import columns, insert_for
 
@@ -54,9 +55,9 @@ PASSWORD = Rule(free=5, base=30, cap=900, forget_after=3600)
 # account must not let an address keep guessing at others); an hour without attempts does.
 CLIENT = Rule(free=100, base=30, cap=900, forget_after=3600)
 
-TOO_MANY = "Too many attempts. Try again in {seconds} seconds."
-HARD_LOCKED = (
-    "Too many failed attempts: codes from your authenticator and passkeys are blocked until {until} UTC. "
+TOO_MANY = N_("Too many attempts. Try again in %(seconds)d seconds.")
+HARD_LOCKED = N_(
+    "Too many failed attempts: codes from your authenticator and passkeys are blocked until %(until)s UTC. "
     "Use a backup code, or ask an admin to unlock your account."
 )
 
@@ -67,9 +68,7 @@ class Throttled(DomainError):
     def __init__(self, until: datetime, *, hard: bool = False) -> None:
         self.until = until
         self.hard = hard
-        text = (
-            HARD_LOCKED.format(until=f"{until:%Y-%m-%d %H:%M}") if hard else TOO_MANY.format(seconds=self.retry_after())
-        )
+        text = _(HARD_LOCKED, until=f"{until:%Y-%m-%d %H:%M}") if hard else _(TOO_MANY, seconds=self.retry_after())
         super().__init__(text)
 
     def retry_after(self, at: datetime | None = None) -> int:

@@ -13,6 +13,7 @@ from db.clock import now
 from db.errors import IncorrectPassword, InvalidInput
 from db.events import Actor
 from db.factors import count_attempt, refuse
+from db.i18n import _
 from db.models import ROLES, User
 
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}")
@@ -21,13 +22,13 @@ _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}")
 def normalize_email(raw: str) -> str:
     email = raw.strip().lower()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidInput("email", "Enter an email address like name@example.com.")
+        raise InvalidInput("email", _("Enter an email address like name@example.com."))
     return email
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise InvalidInput("role", f"Choose a role: {' or '.join(ROLES)}.")
+        raise InvalidInput("role", _("Choose a role: %(roles)s.", roles=" / ".join(ROLES)))
     return role
 
 
@@ -47,7 +48,7 @@ def create_user(
     if password is not None:
         check_password(password)
     if session.exec(select(User.id).where(User.email == email)).first() is not None:
-        raise InvalidInput("email", "A member with this email already exists.")
+        raise InvalidInput("email", _("A member with this email already exists."))
     user = User(email=email, role=role, password_hash=hasher.hash(password) if password is not None else None)
     session.add(user)
     session.flush()

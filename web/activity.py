@@ -7,11 +7,14 @@ import functools
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
+from babel.dates import format_timedelta
 from starlette.responses import Response
 
 from db import event_pages, events, org, useragents
+from db.i18n import ACTIVE, _
 from web.guards import Context, guarded
 from web.safety import RowId
 from web.templating import render, wants_partial
@@ -53,20 +56,27 @@ def _row_id(raw: str | None) -> int | None:
 
 
 def relative_time(at: datetime, *, now: datetime) -> str:
-    """'just now', '3 minutes ago', '2 hours ago', '5 days ago'; past a month, the date."""
+    """'just now', '3 minutes ago', '2 hours ago', '5 days ago' (in the page's language); past a month, the date."""
     seconds = max(0, int((now - at).total_seconds()))
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+    units: tuple[tuple[int, Literal["day", "hour", "minute"]], ...] = ((86400, "day"), (3600, "hour"), (60, "minute"))
+    for size, unit in units:
         if seconds >= size:
             count = seconds // size
             if unit == "day" and count > 30:
                 return at.strftime("%Y-%m-%d")
-            return f"{count} {unit}{'' if count == 1 else 's'} ago"
-    return "just now"
+            return format_timedelta(
+                timedelta(seconds=-count * size),
+                granularity=unit,
+                threshold=1e9,
+                add_direction=True,
+                locale=ACTIVE.get(),
+            )
+    return _("just now")
 
 
 @guarded()
 async def export_activity(ctx: Context) -> Response:
-    where, _ = event_filter(ctx)
+    where, _query = event_filter(ctx)
     rows = await ctx.run(events.list_events, where=where, limit=100_000)
     out = io.StringIO()
     writer = csv.writer(out)

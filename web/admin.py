@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from db import mfa, org
 from db.errors import DomainError
+from db.i18n import _
 from db.models import ROLES
 from web import urls
 from web.guards import Context, guarded
@@ -49,7 +50,9 @@ async def add_member(ctx: Context) -> Response:
     except DomainError as error:
         return await refused(ctx, error, new_email=email)
     link = urls.absolute(ctx.request, "show_set_password", token=token)
-    return await done(ctx, f"Added {user.email}. Send them this one-time link to choose a password:", link=link)
+    return await done(
+        ctx, _("Added %(email)s. Send them this one-time link to choose a password:", email=user.email), link=link
+    )
 
 
 @guarded(admin=True)
@@ -58,7 +61,7 @@ async def change_role(ctx: Context) -> Response:
         user = await ctx.run(org.change_role, user_id=ctx.request.path_params["id"], role=ctx.field("role", 16))
     except DomainError as error:
         return await refused(ctx, error)
-    return await done(ctx, f"Changed the role of {user.email}.")
+    return await done(ctx, _("Changed the role of %(email)s.", email=user.email))
 
 
 @guarded(admin=True)
@@ -69,7 +72,9 @@ async def reset_mfa(ctx: Context) -> Response:
         await ctx.run(mfa.reset_mfa, user=user, reason=reason)
     except DomainError as error:
         return await refused(ctx, error)
-    return await done(ctx, f"Reset multi-factor authentication for {user.email}; their sessions have ended.")
+    return await done(
+        ctx, _("Reset multi-factor authentication for %(email)s; their sessions have ended.", email=user.email)
+    )
 
 
 @guarded(admin=True)
@@ -78,7 +83,7 @@ async def unlock_member(ctx: Context) -> Response:
         user = await ctx.run(org.lift_lock, user_id=ctx.request.path_params["id"])
     except DomainError as error:
         return await refused(ctx, error)
-    return await done(ctx, f"Unlocked {user.email}.")
+    return await done(ctx, _("Unlocked %(email)s.", email=user.email))
 
 
 @guarded(admin=True)
@@ -87,7 +92,7 @@ async def remove_member(ctx: Context) -> Response:
         user = await ctx.run(org.remove_member, user_id=ctx.request.path_params["id"])
     except DomainError as error:
         return await refused(ctx, error)
-    return await done(ctx, f"Removed {user.email}; their sessions have ended.")
+    return await done(ctx, _("Removed %(email)s; their sessions have ended.", email=user.email))
 
 
 @guarded(admin=True)
@@ -99,4 +104,4 @@ async def save_policy(ctx: Context) -> Response:
         await ctx.run(org.save_policy, **days, **wants)
     except DomainError as error:
         return await refused(ctx, error)
-    return await done(ctx, "Saved the security policy.")
+    return await done(ctx, _("Saved the security policy."))

@@ -37,6 +37,7 @@ from web import (
     mfa,
     outbox,
     passkeys,
+    preferences,
     sensitive,
     sessions,
     timeout,
@@ -82,6 +83,7 @@ def routes() -> list[Route | Mount]:
         Route("/set-password/{token}", links.set_password, methods=["POST"], name="set_password"),
         Route("/settings", account.show_settings, methods=["GET"], name="show_settings"),
         Route("/settings/password", account.change_password, methods=["POST"], name="change_password"),
+        Route("/settings/language", preferences.save_language, methods=["POST"], name="save_language"),
         Route("/settings/sessions/revoke", sessions.sign_out_others, methods=["POST"], name="sign_out_others"),
         Route(
             "/settings/sessions/{id:rowid}/sign-out",

@@ -7,13 +7,14 @@ import dataclasses
 from starlette.responses import Response
 
 from db import care
+from db.i18n import _
 from web.guards import Context, guarded
 from web.safety import safe_next
 from web.templating import navigate, render, url_path
 
 SETTINGS, SECTION = "account/settings.html", "account/_mfa_section.html"
 CHECKUP = "mfa/checkup.html"
-CODES_SAVED = "You confirmed that you saved your backup codes."
+CODES_SAVED = _("You confirmed that you saved your backup codes.")
 
 
 @guarded()

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from db import events
 from db.engine import open_session
 from db.errors import DomainError
+from db.i18n import _
 from web import guards
 from web.auth import dialog, reauth_context, replay_fields
 from web.protect import apply_security_headers, refusal
@@ -24,26 +25,26 @@ from web.safety import safe_next
 from web.templating import navigate, render, url_path, wants_partial
 
 MESSAGES = {
-    400: "The request could not be understood.",
-    403: "You don't have access to this.",
-    404: "There is nothing at this address.",
-    405: "That action isn't available here.",
-    413: "That request is too large.",
-    415: "That kind of request isn't accepted here.",
-    429: "Too many attempts. Please wait and try again.",
-    500: "Something went wrong on our side. Please try again.",
+    400: _("The request could not be understood."),
+    403: _("You don't have access to this."),
+    404: _("There is nothing at this address."),
+    405: _("That action isn't available here."),
+    413: _("That request is too large."),
+    415: _("That kind of request isn't accepted here."),
+    429: _("Too many attempts. Please wait and try again."),
+    500: _("Something went wrong on our side. Please try again."),
 }
 REFUSALS = {
-    "too_large": "That request is too large.",
-    "cross-site request": "This request came from another site, so it was refused.",
-    "foreign origin": "This request came from another site, so it was refused.",
-    "missing or wrong CSRF token": "Your form expired. Reload the page and try again.",
+    "too_large": _("That request is too large."),
+    "cross-site request": _("This request came from another site, so it was refused."),
+    "foreign origin": _("This request came from another site, so it was refused."),
+    "missing or wrong CSRF token": _("Your form expired. Reload the page and try again."),
 }
 
 
 def error_response(request: Request, status: int, message: str | None = None) -> Response:
     text = message or MESSAGES.get(status, MESSAGES[400])
-    context = {"status": status, "message": text, "title": "Error"}
+    context = {"status": status, "message": text, "title": _("Error")}
     return render(request, "errors/error.html", "errors/_alerts.html", context, status_code=status)
 
 

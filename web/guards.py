@@ -26,6 +26,7 @@ from db import sessions
 from db.clock import now
 from db.engine import open_session
 from db.events import Actor
+from db.i18n import _
 from db.member import Member
 from web.config import Settings
 from web.protect import csrf_token
@@ -177,7 +178,7 @@ async def context(request: Request, guard: Guard) -> Context:
     if guard.signed_in:
         member = signed_in_member(request, enrolling=guard.enrolling)
         if guard.admin and not member.is_admin:
-            raise HTTPException(403, "Only admins can open this page.")
+            raise HTTPException(403, _("Only admins can open this page."))
         if guard.needs_step_up(request.method):
             require_recent_check(request, member)
     return Context(request, member, form)

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from db import mfa_passkeys, signin_passkey
 from db.errors import DomainError
 from db.factors import Ceremony, passkeys
+from db.i18n import _
 from web import guards
 from web.guards import Context, guarded
 from web.safety import safe_next
@@ -59,7 +60,7 @@ async def panel(ctx: Context, *, status_code: int = 200, redirect: str | None = 
 async def show_passkeys(ctx: Context) -> Response:
     query = ctx.request.query_params
     renaming = int(query["rename"]) if query.get("rename", "").isdigit() else None
-    status = "Passkey added. You can give it a name." if query.get("status") == "added" else None
+    status = _("Passkey added. You can give it a name.") if query.get("status") == "added" else None
     return await panel(ctx, renaming=renaming, passkey_status=status)
 
 
@@ -89,7 +90,7 @@ async def add_passkey(ctx: Context) -> Response:
         return await panel(ctx, error=error.message, status_code=error.status)
     ctx.rotate(added.session_token)
     again = url_path(ctx.request, "show_passkeys") + f"?rename={added.passkey_id}&status=added"
-    status = "Passkey added. You can give it a name."
+    status = _("Passkey added. You can give it a name.")
     return await panel(ctx, renaming=added.passkey_id, passkey_status=status, redirect=again)
 
 
@@ -101,7 +102,7 @@ async def rename_passkey(ctx: Context) -> Response:
         await ctx.run(mfa_passkeys.rename_passkey, user=ctx.member.user, passkey_id=passkey_id, name=name)
     except DomainError as error:
         return await panel(ctx, renaming=passkey_id, error=error.message, status_code=error.status)
-    return await panel(ctx, passkey_status="Passkey renamed.", redirect=url_path(ctx.request, "show_passkeys"))
+    return await panel(ctx, passkey_status=_("Passkey renamed."), redirect=url_path(ctx.request, "show_passkeys"))
 
 
 @guarded(enrolling=True, step_up=True)
@@ -114,7 +115,7 @@ async def remove_passkey(ctx: Context) -> Response:
     except DomainError as error:
         return await panel(ctx, error=error.message, status_code=error.status)
     ctx.rotate(changed.session_token)
-    return await panel(ctx, passkey_status="Passkey removed.", redirect=url_path(ctx.request, "show_passkeys"))
+    return await panel(ctx, passkey_status=_("Passkey removed."), redirect=url_path(ctx.request, "show_passkeys"))
 
 
 @guarded(signed_in=False)

@@ -10,15 +10,16 @@ from starlette.responses import Response
 
 from db import devices, signin
 from db.errors import DomainError
+from db.i18n import _, ngettext
 from web.cookies import remember_name
 from web.guards import Context, guarded
 from web.templating import render, url_path
 
 PAGE, SECTION = "account/settings.html", "account/_sessions.html"
 STATUS = {
-    "ended": "That session was signed out.",
-    "forgotten": "That browser was forgotten.",
-    "missing": "That session or browser was already gone.",
+    "ended": _("That session was signed out."),
+    "forgotten": _("That browser was forgotten."),
+    "missing": _("That session or browser was already gone."),
 }
 
 
@@ -55,7 +56,13 @@ async def sign_out_others(ctx: Context) -> Response:
     """End every other session and forget every remembered browser (this one's too); this one continues."""
     ended = await ctx.run(signin.sign_out_others, member=ctx.member)
     ctx.refresh()
-    context = {"expanded": False, "panel": None, "sessions_status": f"Signed out of {ended} other session(s)."}
+    context = {
+        "expanded": False,
+        "panel": None,
+        "sessions_status": ngettext(
+            "Signed out of %(num)d other session.", "Signed out of %(num)d other sessions.", ended
+        ),
+    }
     response = render(ctx.request, PAGE, SECTION, context)
     response.delete_cookie(remember_name(ctx.request.scope), path="/", secure=ctx.request.url.scheme == "https")
     return response

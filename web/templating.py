@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from db import useragents
+from db import i18n, useragents
 from db.factors import recovery_codes
+from web import i18n as web_i18n
 from web.protect import csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,7 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
     env.globals["static_url"] = static_url
     env.globals["csrf_token"] = lambda request: csrf_token(request.session)
     env.trim_blocks = True
+    web_i18n.install(env)
     env.lstrip_blocks = True
     return templates
 
@@ -127,9 +129,17 @@ def render(
     else:
         name = page
     templates: Jinja2Templates = request.app.state.templates
+    locale = web_i18n.locale_of(request)
     context = {"member": getattr(request.state, "member", None), **(context or {})}
-    response = templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
-    response.headers["Vary"] = "HX-Request, HX-Request-Type"
+    context |= {"lang": locale, "dir": "rtl" if locale in i18n.RTL else "ltr"}
+    active, zone = i18n.ACTIVE.set(locale), i18n.ZONE.set(web_i18n.time_zone_of(request))
+    try:  # the template renders here, so messages from db/ (i18n.Text) print in the page's language
+        response = templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
+    finally:
+        i18n.ACTIVE.reset(active)
+        i18n.ZONE.reset(zone)
+    response.headers["Content-Language"] = locale
+    response.headers["Vary"] = "HX-Request, HX-Request-Type, Accept-Language"
     return response
 
 

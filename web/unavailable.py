@@ -13,11 +13,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from db.i18n import _
 from web.errors import error_response
 
 log = logging.getLogger("chat360.db")
 RETRY_AFTER = "5"  # seconds: long enough for a restart to finish, short enough that nobody gives up
-MESSAGE = "The service is briefly unavailable. Please try again in a few seconds."
+MESSAGE = _("The service is briefly unavailable. Please try again in a few seconds.")
 
 
 def is_unavailable(exc: BaseException) -> bool:

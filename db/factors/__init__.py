@@ -17,6 +17,7 @@ from db.crypto import Keyring
 from db.errors import DomainError, IncorrectBackupCode, IncorrectCode
 from db.events import Actor, Owner
 from db.factors import passkey_store, passkeys, recovery_codes, totp
+from db.i18n import _, ngettext
 
 METHODS = ("totp", "backup", "passkey")
 # "Confirm it's you" and the second step ask for a passkey under their own challenge purposes.
@@ -104,11 +105,18 @@ LOW_CODES = 3  # at or below this many codes left, the member is told to make ne
 def used_text(left: int) -> str:
     """The one notice (and mail) for a backup code used; when few are left it says so, and what to do."""
     if left > LOW_CODES:
-        return f"A backup code was used ({left} left)"
-    count = "no backup codes" if left == 0 else f"only {left} backup code{'' if left == 1 else 's'}"
-    return (
-        f"A backup code was used: you have {count} left. Make new ones in Settings › Multi-Factor "
-        "Authentication › Regenerate backup codes"
+        return ngettext("A backup code was used (%(num)d left)", "A backup code was used (%(num)d left)", left)
+    if left == 0:
+        return _(
+            "A backup code was used: you have no backup codes left. Make new ones in Settings › Multi-Factor "
+            "Authentication › Regenerate backup codes"
+        )
+    return ngettext(
+        "A backup code was used: you have only %(num)d backup code left. Make new ones in Settings › "
+        "Multi-Factor Authentication › Regenerate backup codes",
+        "A backup code was used: you have only %(num)d backup codes left. Make new ones in Settings › "
+        "Multi-Factor Authentication › Regenerate backup codes",
+        left,
     )
 
 

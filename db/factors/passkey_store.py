@@ -10,13 +10,14 @@ from sqlmodel import Session, col, select
 
 from db.clock import now
 from db.factors.relying_party import NAME_MAX, clean_name
+from db.i18n import _
 from db.models import PasskeyCredential
 from db.upsert import affected
 
-PASSKEY_REJECTED = "That passkey wasn't accepted. Try again, or use another way to confirm it's you."
-REGISTRATION_FAILED = "The passkey couldn't be added. Try again, or use another device."
-INVALID_NAME = f"Give the passkey a name of 1 to {NAME_MAX} characters."
-PASSKEY_NOT_FOUND = "That passkey isn't there any more."
+PASSKEY_REJECTED = _("That passkey wasn't accepted. Try again, or use another way to confirm it's you.")
+REGISTRATION_FAILED = _("The passkey couldn't be added. Try again, or use another device.")
+INVALID_NAME = _("Give the passkey a name of 1 to %(max)d characters.", max=NAME_MAX)
+PASSKEY_NOT_FOUND = _("That passkey isn't there any more.")
 
 
 class PasskeyError(Exception):

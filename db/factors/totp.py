@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from db.crypto import InvalidToken, Keyring
 from db.errors import DomainError
+from db.i18n import _
 from db.models import TotpDevice
 from db.upsert import affected
 
@@ -35,11 +36,11 @@ _SPACES = re.compile(r"[ \t]")
 
 
 class EnrolmentExpired(DomainError):
-    message = "This set-up has expired. Turn Enable on again to get a new QR code."
+    message = _("This set-up has expired. Turn Enable on again to get a new QR code.")
 
 
 class AlreadyEnabled(DomainError):
-    message = "Multi-factor authentication is already on."
+    message = _("Multi-factor authentication is already on.")
 
 
 def new_secret() -> str:
