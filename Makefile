@@ -62,8 +62,8 @@ bench: install
 	$(PY) bench/run.py $(if $(PROFILE),--profile)
 
 # The picture gallery of docs/screenshots/ (README.md shows it), taken by a browser test.
-screenshots: install
-	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots.py -q
+screenshots: install catalogs
+	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots.py tests/e2e/test_screenshots_ar.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -117,9 +117,9 @@ def secret_bytes(secret: str) -> bytes:
     return base64.b32decode(secret + "=" * (-len(secret) % 8))
 
 
-def read_qr(page: Page) -> str:
+def read_qr(page: Page, name: str = QR_NAME) -> str:
     """The otpauth URI in the QR code image, read from a screenshot of it as a phone camera would."""
-    qr = page.get_by_role("img", name=QR_NAME)
+    qr = page.get_by_role("img", name=name)
     expect(qr).to_be_visible()
     # caret="initial": by default Playwright hides text carets by writing to every input's style attribute and
     # leaves `style=""` behind, which htmx later copies during a swap and the page's CSP (style-src 'self')
