@@ -55,7 +55,7 @@ def test_german_from_the_browser_then_arabic_by_choice(page: Page, live_server: 
     # The member chooses Arabic: it wins over the browser's German, on every page.
     sidebar.get_by_role("link", name="Einstellungen", exact=True).click()
     page.get_by_role("combobox", name="Sprache").select_option("ar")
-    page.get_by_role("button", name="Speichern", exact=True).click()
+    page.get_by_role("button", name="Sprache speichern", exact=True).click()
     expect_language(page, "ar", "rtl")
     expect(page.get_by_role("heading", name="الإعدادات", level=1)).to_be_visible()
     expect_accessible(page, "Settings, Arabic")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -56,8 +57,8 @@ def authenticator(page: Page) -> tuple[object, str]:
     return cdp, found["authenticatorId"]
 
 
-def add_passkey(page: Page, name: str) -> None:
-    page.goto("/settings?section=mfa")
+def add_passkey(page: Page, name: str, start: str = "/settings?section=mfa") -> None:
+    page.goto(start)
     page.get_by_role("button", name="Add a passkey").click()
     create = page.get_by_role("button", name="Create passkey")
     confirm_if_asked(page, create)
@@ -178,3 +179,39 @@ def test_step_up_with_a_passkey_resumes_the_webhook(page: Page, stepup_server: L
     dialog.get_by_role("button", name="Use a passkey").click()
     expect(page.get_by_role("cell", name=hook, exact=True)).to_be_visible()
     expect(page).to_have_url(re.compile(r"/settings/webhooks$"))
+
+
+def test_a_passkey_alone_meets_the_policy_and_reset_removes_it(
+    page: Page, new_page: Callable[..., Page], policy_server: LiveServer
+) -> None:
+    """The policy is met by a passkey alone (no authenticator app), the Team page counts it as MFA, and an
+    admin's "Reset MFA" removes it: the member is back at enrolment, with no passkey."""
+    admin = new_member(policy_server, "pk-policy-admin", role="admin")
+    agent = new_member(policy_server, "pk-policy-agent")
+    sign_in(page, admin)
+    page.goto("/team")
+    page.get_by_role("checkbox", name="Require MFA for agents").check()
+    page.get_by_role("button", name="Save policy").click()
+    confirm_if_asked(page, page.get_by_role("status").filter(has_text="Saved the security policy"))
+
+    member = new_page()
+    authenticator(member)
+    fill_sign_in(member, agent)
+    expect(member).to_have_url(re.compile(r"/settings/mfa/totp$"))  # held at enrolment by the policy
+    add_passkey(member, "Phone", start="/settings/mfa/totp")
+    member.goto("/")
+    expect(member).to_have_url(re.compile(r"/$"))  # a passkey alone meets the policy
+    expect_accessible(member, "dashboard of a member whose only factor is a passkey")
+
+    page.goto("/team")
+    row = page.get_by_role("row").filter(has_text=agent)
+    expect(row.get_by_role("cell", name="On", exact=True)).to_be_visible()
+    row.get_by_role("button", name=f"Reset MFA for {agent}").click()
+    confirm_if_asked(page, page.get_by_role("status").filter(has_text="Reset multi-factor authentication"))
+    expect(page.get_by_role("row").filter(has_text=agent).get_by_role("cell", name="Off", exact=True)).to_be_visible()
+
+    member.goto("/")
+    expect(member).to_have_url(re.compile(r"/login"))  # the reset ended the member's sessions
+    fill_sign_in(member, agent)
+    expect(member).to_have_url(re.compile(r"/settings/mfa/totp$"))
+    expect(member.get_by_text("0 passkeys", exact=True)).to_be_visible()
