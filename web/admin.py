@@ -99,7 +99,7 @@ async def remove_member(ctx: Context) -> Response:
 async def save_policy(ctx: Context) -> Response:
     flags = ("require_admins", "require_agents", "remember_admins", "remember_agents")
     wants = {name: ctx.field(name) == "1" for name in flags}
-    days = {"grace_days": ctx.field("grace_days", 8), "remember_days": ctx.field("remember_days", 8)}
+    days: dict[str, Any] = {"grace_days": ctx.field("grace_days", 8), "remember_days": ctx.field("remember_days", 8)}
     try:
         await ctx.run(org.save_policy, **days, **wants)
     except DomainError as error:

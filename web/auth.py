@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
@@ -106,7 +107,7 @@ async def finish_sign_in(ctx: Context, method: str) -> signin.Finished:
         raise signin.SecondStepExpired()
     found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
     code = passkeys.credential(ctx) if found else ctx.field("backup_code" if method == "backup" else "code", 64)
-    options = {"remember": ctx.field("remember") == "1", "checkup_days": ctx.settings.checkup_days}
+    options: dict[str, Any] = {"remember": ctx.field("remember") == "1", "checkup_days": ctx.settings.checkup_days}
     ttl = ctx.settings.second_step_ttl
     return await ctx.run(signin.finish, token=token, ttl=ttl, method=method, code=code, ceremony=found, **options)
 
@@ -165,7 +166,11 @@ async def reauthenticate(ctx: Context) -> Response:
         return dialog(ctx, context | {"backup": switch == "backup"}, 200)
     try:
         secret = passkeys.credential(ctx, "reauth_credential") if found else ctx.field("reauth_secret", 1024)
-        ctx.rotate(await ctx.run(signin.confirm, member=ctx.member, method=factor, secret=secret, ceremony=found))
+        hashing = not ctx.member.mfa_enabled  # only the password (a member without MFA) is an argon2 check
+        confirmed = await ctx.run(
+            signin.confirm, hashing=hashing, member=ctx.member, method=factor, secret=secret, ceremony=found
+        )
+        ctx.rotate(confirmed)
     except DomainError as error:
         return dialog(ctx, context | {"error": error.message, "passkey_error": bool(found)}, error.status)
     if method == "POST":

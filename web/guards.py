@@ -101,10 +101,11 @@ class Context:
             return Actor(None, "", ip, ua)
         return Actor(member.user.id, member.user.email, ip, ua, member.auth.id)
 
-    async def run(self, service: Callable[..., T], /, **kwargs: Any) -> T:
+    async def run(self, service: Callable[..., T], /, *, hashing: bool | None = None, **kwargs: Any) -> T:
         """Call a model service in a worker thread with a database session and whichever of actor,
         keyring, hasher and clock (`at`) it takes. Services that hash a password wait for a place in the
-        bounded hashing pool; everything else (TOTP checks, backup codes) never queues behind them."""
+        bounded hashing pool (`hashing`, by default: the service takes the hasher); everything else (TOTP
+        checks, backup codes, a step-up with a code) never queues behind them."""
         state = self.request.app.state
         provided: dict[str, Callable[[], object]] = {
             "actor": lambda: self.actor,
@@ -116,7 +117,7 @@ class Context:
         for name, make in provided.items():
             if name in wanted and name not in kwargs:
                 kwargs[name] = make()
-        limiter = state.hash_limiter if "hasher" in wanted else None
+        limiter = state.hash_limiter if ("hasher" in wanted if hashing is None else hashing) else None
 
         def call() -> T:
             with open_session(state.engine) as db:

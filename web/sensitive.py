@@ -62,7 +62,7 @@ async def show_billing(ctx: Context) -> Response:
 
 @guarded(admin=True, step_up=True)
 async def save_billing(ctx: Context) -> Response:
-    typed = {"plan": ctx.field("plan", 32), "billing_email": ctx.field("billing_email", 320)}
+    typed: dict[str, Any] = {"plan": ctx.field("plan", 32), "billing_email": ctx.field("billing_email", 320)}
     try:
         await ctx.run(sensitive.save_billing, **typed)
     except DomainError as error:
