@@ -170,6 +170,9 @@ def test_timeout_warning_and_stay_signed_in(timed_page: Callable[[], Page], time
     stay = warning.get_by_role("button", name="Stay signed in")
     expect(stay).to_be_focused()
     expect_accessible(stays, "timeout warning")
+    # The cookie keeps whole seconds, so a stamp can read up to 1 s old: pressing at least 2 s after the page
+    # loaded makes the extended deadline later than the original one by a margin the reload below can see.
+    stays.wait_for_function(f"() => Date.now() > {deadline} - {(IDLE - 2) * 1000}", polling=100)
     stay.click()
     expect(warning).to_be_hidden()
 
