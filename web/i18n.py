@@ -9,6 +9,7 @@ from typing import Any
 from babel.core import negotiate_locale
 from babel.dates import format_skeleton
 from jinja2 import Environment
+from markupsafe import Markup
 from starlette.requests import Request
 
 from db import i18n, preferences
@@ -58,9 +59,23 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
     return i18n.translations(i18n.ACTIVE.get()).ngettext(singular, plural, n)
 
 
+def page_gettext(message: str, /, **variables: Any) -> Markup:
+    """`_()` in a template: what jinja2.ext.i18n's newstyle gettext does (the translation is markup, the
+    values are escaped into it, and it is always a format string), in one call instead of the extension's
+    three context-resolving calls per string; a Settings page says about sixty."""
+    return Markup(_gettext(message)) % variables
+
+
+def page_ngettext(singular: str, plural: str, num: int, /, **variables: Any) -> Markup:
+    return Markup(_ngettext(singular, plural, num)) % ({"num": num} | variables)
+
+
 def install(env: Environment) -> None:
+    """The i18n extension (so `pybabel extract` and `{% trans %}` work as documented), with the page
+    callables above in place of its wrappers. Every template is HTML, so autoescape is always on."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(_=page_gettext, gettext=page_gettext, ngettext=page_ngettext)
     env.filters["when"] = _when
     env.filters["day"] = lambda value: format_skeleton("MMMd", value, locale=i18n.ACTIVE.get())
     env.globals["LANGUAGES"] = i18n.NAMES
