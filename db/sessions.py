@@ -9,11 +9,13 @@ prebuilt SQL statement.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, SQLModel, col
@@ -83,12 +85,19 @@ _MEMBER_BY_TOKEN = (
 )
 
 
+@functools.cache
+def _with_lists(dialect: str) -> Select[Any]:
+    """The statement with the lists, built once per dialect: SQLAlchemy memoizes a statement's cache key on
+    the statement object, so a statement built per request paid for its key every time."""
+    return listing.with_lists(_MEMBER_BY_TOKEN, dialect)
+
+
 def load(connection: Connection, *, token: str, with_lists: bool = False) -> Member | None:
     """The member a cookie token belongs to, in one statement, or None when the session was revoked.
     `with_lists` adds their signed-in sessions and remembered browsers to that same statement (Settings).
 
     Runs on a bare Core connection: through an ORM Session the same statement cost several times more."""
-    statement = listing.with_lists(_MEMBER_BY_TOKEN, connection.dialect.name) if with_lists else _MEMBER_BY_TOKEN
+    statement = _with_lists(connection.dialect.name) if with_lists else _MEMBER_BY_TOKEN
     row = connection.execute(statement, {"token_hash": digest(token)}).mappings().first()
     return None if row is None else Member.from_row(dict(row))
 
@@ -110,14 +119,19 @@ def load_pending(session: Session, *, token: str, ttl: int) -> User | None:
     return None if row is None else row[0]
 
 
-def rotate(session: Session, *, token: str | None = None, session_id: int | None = None, verified: bool) -> str:
+def rotate(
+    session: Session, *, token: str | None = None, session_id: int | None = None, verified: bool, fresh: bool = False
+) -> str:
     """A new token for an existing session (its privilege changed); `verified` marks a second-factor check
-    now and finishes a pending sign-in. The caller commits."""
+    now and finishes a pending sign-in; `fresh` makes it start now (the sign-in it began is complete).
+    The caller commits."""
     new = secrets.token_urlsafe(32)
     where = col(AuthSession.id) == session_id if token is None else col(AuthSession.token_hash) == digest(token)
     values: dict[str, object] = {"token_hash": digest(new)}
     if verified:
         values |= {"verified_at": now(), "pending": False}
+    if fresh:
+        values |= {"created_at": now(), "last_seen_at": now()}
     if affected(session.execute(update(AuthSession).where(where).values(**values))) != 1:
         raise LookupError("session ended")
     return new
