@@ -32,10 +32,11 @@ def mark_codes_saved(session: Session, *, user: Owner, actor: Actor) -> None:
 
 def enabled_since(session: Session, *, user_id: int) -> datetime | None:
     """When the member's current MFA began: their authenticator's confirmation, or their first passkey."""
-    totp = select(TotpDevice.confirmed_at).where(TotpDevice.user_id == user_id)
+    totp = select(TotpDevice.confirmed_at).where(TotpDevice.user_id == user_id).limit(1).scalar_subquery()
     passkey = select(func.min(PasskeyCredential.created_at)).where(PasskeyCredential.user_id == user_id)
-    found = [at for at in (session.exec(totp).first(), session.exec(passkey).first()) if at is not None]
-    return found[0] if found else None
+    row = session.execute(select(totp, passkey.scalar_subquery())).one()  # both in one statement
+    found: datetime | None = row[0] if row[0] is not None else row[1]
+    return found
 
 
 def checkup_due(session: Session, *, user: User, days: int) -> bool:

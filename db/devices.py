@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from db import events, notices, sessions
+from db import events, notices
 from db.clock import now
 from db.errors import NotFound
 from db.events import Actor, Owner
@@ -103,9 +103,3 @@ def forget(session: Session, *, user: Owner, browser_id: int, actor: Actor) -> N
 def forget_all(session: Session, *, user_id: int) -> int:
     """Forget every remembered browser of a member. The caller logs and commits."""
     return affected(session.execute(delete(RememberedBrowser).where(col(RememberedBrowser.user_id) == user_id)))
-
-
-def remember_offer(session: Session, *, token: str, ttl: int) -> int:
-    """For how many days the second step may offer to remember this browser (0: not offered)."""
-    user = sessions.load_pending(session, token=token, ttl=ttl)
-    return 0 if user is None else allowed_days(session.get(OrgPolicy, 1), role=user.role)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from db import events, sessions
+from db import events
 from db.errors import DomainError
 from db.events import Actor, Owner
 from db.factors import passkeys
@@ -37,15 +37,6 @@ _SYSTEMS = (
 class Added:
     session_token: str | None
     passkey_id: int
-
-
-@dataclass(frozen=True)
-class SecondStep:
-    """What the second step of a pending sign-in offers: the authenticator app, and passkey options."""
-
-    has_totp: bool
-    options: str | None = None
-    handle: str | None = None
 
 
 def failed(error: passkeys.PasskeyError, field: str = "credential") -> DomainError:
@@ -116,15 +107,3 @@ def remove_passkey(session: Session, *, user: Owner, passkey_id: int, required: 
 
 def _has_totp(session: Session, user_id: int) -> bool:
     return session.exec(select(TotpDevice.id).where(TotpDevice.user_id == user_id)).first() is not None
-
-
-def second_step(session: Session, *, token: str, ttl: int, rp_id: str) -> SecondStep | None:
-    """What the pending sign-in behind `token` may use; None when it is gone (expired, or ended)."""
-    user = sessions.load_pending(session, token=token, ttl=ttl)
-    if user is None or user.id is None:
-        return None
-    has_totp = _has_totp(session, user.id)
-    if not passkeys.count_passkeys(session, user_id=user.id):
-        return SecondStep(has_totp)
-    options, handle = passkeys.authentication_options(session, user=user, purpose="second_step", rp_id=rp_id)
-    return SecondStep(has_totp, options, handle)

@@ -104,11 +104,11 @@ def finish(
         at=at,
         ceremony=ceremony,
     )
-    sessions.end(session, token=token)
     days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role) if remember else 0
     kept = devices.remember(session, user=user, days=days, actor=actor) if days else None
     due = care.checkup_due(session, user=user, days=checkup_days)
-    return Finished(_complete(session, user=user, actor=actor, factor=factor), kept, days, checkup=due)
+    started = _complete(session, user=user, actor=actor, factor=factor, pending=token)
+    return Finished(started, kept, days, checkup=due)
 
 
 def confirm(
@@ -173,8 +173,7 @@ def check_password(session: Session, *, email: str, password: str, hasher: Passw
             events.record(session, "throttled", actor=actor, target=user, target_label=email, outcome="failure")
         session.commit()
         raise InvalidCredentials()
-    throttle.clear(session, key)
-    throttle.give_back(session, throttle.client_key(actor.ip))
+    throttle.succeeded(session, key, client=throttle.client_key(actor.ip))
     if hasher.check_needs_rehash(stored):
         user.password_hash = hasher.hash(password)
         session.add(user)
@@ -199,8 +198,11 @@ def _has_second_factor(session: Session, *, user_id: int) -> bool:
     return session.execute(totp.union_all(passkey).limit(1)).first() is not None
 
 
-def _complete(session: Session, *, user: User, actor: Actor, factor: str, verified: bool = True) -> str:
-    """Start the session, log it, and tell the member of failed second-factor attempts since last time."""
+def _complete(
+    session: Session, *, user: User, actor: Actor, factor: str, verified: bool = True, pending: str | None = None
+) -> str:
+    """Start the session (the `pending` one of the second step continues, on a new token), log it, and tell
+    the member of failed second-factor attempts since last time."""
     failed = events.failures_since(session, user_id=user.id or 0, since=user.last_sign_in_at)
     if failed:
         text = (
@@ -217,7 +219,13 @@ def _complete(session: Session, *, user: User, actor: Actor, factor: str, verifi
             )
         )
         notices.add(session, user=user, text=text)
-    token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, verified=verified)
+    if pending:
+        try:
+            token = sessions.rotate(session, token=pending, verified=True, fresh=True)
+        except LookupError as gone:  # ended meanwhile (a password change, a reset): nothing is signed in
+            raise SecondStepExpired() from gone
+    else:
+        token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, verified=verified)
     users.mark_signed_in(session, user=user, actor=actor, factor=factor)
     session.commit()
     return token

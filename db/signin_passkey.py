@@ -52,8 +52,7 @@ def sign_in_with_passkey(
         raise InvalidCredentials()
     if replaces:
         sessions.end(session, token=replaces)
-    throttle.clear(session, key)
-    throttle.give_back(session, throttle.client_key(actor.ip))
+    throttle.succeeded(session, key, client=throttle.client_key(actor.ip))
     return _complete(session, user=user, actor=actor, factor="passkey")
 
 

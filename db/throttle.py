@@ -152,15 +152,20 @@ def is_hard_locked(session: Session, key: str, rule: Rule = SECOND_FACTOR) -> da
 
 
 def clear(session: Session, *keys: str) -> None:
-    """A success: forget the failures (the caller commits)."""
+    """Forget the failures of `keys` (an admin's unlock, an MFA change; the caller commits)."""
     session.execute(update(Throttle).where(col(Throttle.key).in_(keys)).values(failures=0, locked_until=None))
 
 
-def give_back(session: Session, key: str) -> None:
-    """A success: the attempt counted under a shared key (a client address) is returned, so members who
-    sign in correctly from one office never use up that address's allowance. The caller commits."""
+def succeeded(session: Session, key: str, *, client: str) -> None:
+    """A success, in one statement: the account's failures (`key`) are forgotten, and the attempt counted
+    under the shared client address is given back, so members who sign in correctly from one office never
+    use up that address's allowance (its lock, if any, stays). The caller commits."""
+    own = col(Throttle.key) == key
     session.execute(
         update(Throttle)
-        .where(col(Throttle.key) == key, col(Throttle.failures) > 0)
-        .values(failures=Throttle.failures - 1)
+        .where(col(Throttle.key).in_((key, client)))
+        .values(
+            failures=case((own, 0), (col(Throttle.failures) > 0, Throttle.failures - 1), else_=0),
+            locked_until=case((own, None), else_=Throttle.locked_until),
+        )
     )

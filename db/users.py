@@ -119,6 +119,5 @@ def recheck_password(
     if not (user.password_hash and passwords.verify(hasher, user.password_hash, password)):
         error = IncorrectPassword(field=field)
         refuse(session, user=user, actor=actor, detail="password", outcome="wrong", lock=lock, error=error)
-    throttle.clear(session, throttle.user_key(user_id))
-    throttle.give_back(session, throttle.client_key(actor.ip))
+    throttle.succeeded(session, throttle.user_key(user_id), client=throttle.client_key(actor.ip))
     return user

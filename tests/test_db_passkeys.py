@@ -375,3 +375,16 @@ def test_user_deleted_takes_passkeys_and_challenges(session: Session, alice: Use
     session.commit()
     assert session.exec(select(PasskeyCredential)).all() == []
     assert session.exec(select(WebAuthnChallenge).where(col(WebAuthnChallenge.user_id).is_not(None))).all() == []
+
+
+def test_housekeeping_purges_expired_challenges_and_keeps_live_ones(session: Session, alice: User) -> None:
+    expired = _challenge(session, ASSERTION_EC2, purpose="second_step", user=alice)
+    live = _challenge(session, ASSERTION_EC2, purpose="second_step", user=alice)
+    digest = challenges._digest(expired)
+    session.execute(
+        update(WebAuthnChallenge).where(col(WebAuthnChallenge.handle_hash) == digest).values(expires_at=now())
+    )
+    session.commit()
+    assert challenges.purge(session) == 1
+    left = session.exec(select(WebAuthnChallenge.handle_hash)).all()
+    assert left == [challenges._digest(live)]

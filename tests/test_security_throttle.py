@@ -340,3 +340,19 @@ def test_admins_see_a_password_lock(auth: Auth, elsewhere: Auth, member: Member)
     row = team[team.index(member.email) :]
     row = row[: row.index("</tr>")]
     assert "Locked until" in row and f"Unlock {member.email}" in row
+
+
+def test_a_success_forgets_the_account_and_gives_one_back_to_the_address(engine: Engine) -> None:
+    """One statement settles both keys: the account's count and lock go, the address gets one attempt back
+    (never below zero) and keeps its lock, and other keys are untouched."""
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    rows = [("mfa:1", 7, until), ("ip:10.0.0.1", 3, until), ("ip:10.0.0.2", 0, None), ("mfa:2", 4, None)]
+    with open_session(engine) as session:
+        for key, failures, locked in rows:
+            session.add(Throttle(key=key, failures=failures, locked_until=locked, updated_at=datetime.now(UTC)))
+        session.commit()
+        throttle.succeeded(session, "mfa:1", client="ip:10.0.0.1")
+        throttle.succeeded(session, "mfa:3", client="ip:10.0.0.2")
+        session.commit()
+        found = {r.key: (r.failures, r.locked_until is not None) for r in session.exec(select(Throttle))}
+    assert found == {"mfa:1": (0, False), "ip:10.0.0.1": (2, True), "ip:10.0.0.2": (0, False), "mfa:2": (4, False)}

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 
-from db import devices, links, mfa_passkeys, signin
+from db import links, second_step, signin
 from db.errors import DomainError
 from web import guards, passkeys
 from web.cookies import remember_name, set_remembered
@@ -65,16 +65,13 @@ async def second_step_context(
     any, each with a fresh challenge."""
     token, ttl = ctx.session.get(guards.SID), ctx.settings.second_step_ttl
     rp_id, _ = passkeys.relying_party(ctx)
-    offer = await ctx.run(mfa_passkeys.second_step, token=str(token), ttl=ttl, rp_id=rp_id)
+    offer = await ctx.run(second_step.offer, token=str(token), ttl=ttl, rp_id=rp_id)
     if offer is not None and offer.handle:
         ctx.session[passkeys.KEY.format("second_step")] = offer.handle
     has_totp = offer is None or offer.has_totp
-    options = offer.options if offer is not None else None
-    passkey_options = json.loads(options) if options else None
-    days = await ctx.run(devices.remember_offer, token=str(token), ttl=ttl)  # "Remember this browser", if allowed
     return {"next": next_path, "backup": backup or not has_totp, "has_totp": has_totp, "error": error} | {
-        "passkey_options": passkey_options,
-        "remember_days": days,
+        "passkey_options": json.loads(offer.options) if offer is not None and offer.options else None,
+        "remember_days": offer.remember_days if offer is not None else 0,  # "Remember this browser", if allowed
     }
 
 

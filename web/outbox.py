@@ -17,10 +17,11 @@ from starlette.applications import Starlette
 
 from db import events, keyholders, outbox
 from db.engine import open_session
+from db.factors import challenges
 from web.config import Settings
 
 log = logging.getLogger("chat360.outbox")
-PRUNE_EVERY = 3600.0  # seconds between deletions of security-log entries past their retention
+PRUNE_EVERY = 3600.0  # seconds between deletions of log entries past their retention (and old challenges)
 
 
 def mailer(settings: Settings) -> outbox.Mailer:
@@ -39,7 +40,9 @@ def deliver_now(settings: Settings, engine: Engine, *, at: datetime | None = Non
 
 
 def prune_events(settings: Settings, engine: Engine) -> int:
+    """The security log past its retention, and expired passkey challenges; the log entries deleted."""
     with open_session(engine) as session:
+        challenges.purge(session)
         return events.prune(session, older_than_days=settings.event_retention_days)
 
 

@@ -90,8 +90,7 @@ def verify_second_factor(
             lock=lock,
             error=IncorrectBackupCode() if backup else ClockSkew(skew) if skew else IncorrectCode(),
         )
-    throttle.clear(session, throttle.user_key(user_id))
-    throttle.give_back(session, throttle.client_key(actor.ip))
+    throttle.succeeded(session, throttle.user_key(user_id), client=throttle.client_key(actor.ip))
     if backup:
         left = recovery_codes.left(session, user_id=user_id)
         events.record(session, "backup_code_used", actor=actor, target=user, detail=f"purpose={purpose} left={left}")
