@@ -177,12 +177,29 @@ async def context(request: Request, guard: Guard) -> Context:
     request.state.resumed = form is not None and "reauth_next" in form  # sent again after "Confirm it's you"
     member = None
     if guard.signed_in:
-        member = signed_in_member(request, enrolling=guard.enrolling)
+        try:
+            member = signed_in_member(request, enrolling=guard.enrolling)
+        finally:
+            await _touch(request)
         if guard.admin and not member.is_admin:
             raise HTTPException(403, _("Only admins can open this page."))
         if guard.needs_step_up(request.method):
             require_recent_check(request, member)
     return Context(request, member, form)
+
+
+async def _touch(request: Request) -> None:
+    """Write the session's last activity when the load found it due: in a worker thread, since a write can
+    wait for SQLite's lock, and the event loop must not wait with it."""
+    session_id = getattr(request.state, "touch", None)
+    if session_id is not None:
+        request.state.touch = None
+
+        def write() -> None:
+            with open_session(request.app.state.engine) as db:
+                sessions.touch(db, session_id=session_id)
+
+        await anyio.to_thread.run_sync(write)
 
 
 def signed_in_member(request: Request, *, enrolling: bool = False) -> Member:
@@ -218,14 +235,12 @@ def _load(request: Request, *, lists: bool = False) -> Member:
     else:
         with request.app.state.reader.connect() as connection:
             found = sessions.load(connection, token=token, with_lists=lists)
-    if found is not None and stale:  # last activity is written with the cookie's stamp, not per request
-        with open_session(engine) as db:
-            sessions.touch(db, session_id=found.auth.id)
     if found is None:
         session.clear()
         raise NotSignedIn()
-    if stale:
+    if stale:  # last activity is written with the cookie's stamp (once a minute), not per request
         session[SEEN] = int(at)
+        request.state.touch = found.auth.id
     request.state.member = found
     return found
 
