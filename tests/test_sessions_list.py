@@ -18,7 +18,7 @@ from db.engine import open_session
 from db.models import AuthSession, SecurityEvent
 from tests.conftest import Auth, Member
 from web.cookies import SECURE_NAME, CookieSession
-from web.guards import SEEN
+from web.signed_in import SEEN
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"

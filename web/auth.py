@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from db import links, second_step, signin
 from db.errors import DomainError
-from web import guards, passkeys
+from web import passkeys, signed_in
 from web.cookies import remember_name, set_remembered
 from web.guards import Context, guarded
 from web.safety import safe_next
@@ -20,7 +20,7 @@ from web.templating import navigate, render, url_path
 @guarded(signed_in=False)
 async def show_login(ctx: Context) -> Response:
     next_path = safe_next(ctx.request.query_params.get("next"))
-    if guards.SID in ctx.session and not ctx.session.get(guards.PENDING):
+    if signed_in.SID in ctx.session and not ctx.session.get(signed_in.PENDING):
         return RedirectResponse(next_path, status_code=303)
     empty = await ctx.run(links.instance_is_empty)
     options = await passkeys.request_options(ctx, "sign_in")
@@ -36,7 +36,7 @@ async def sign_in(ctx: Context) -> Response:
             signin.begin,
             email=email,
             password=ctx.field("password", 1024),
-            replaces=ctx.session.get(guards.SID),
+            replaces=ctx.session.get(signed_in.SID),
             remembered=ctx.request.cookies.get(remember_name(ctx.request.scope)),
         )
     except DomainError as error:
@@ -51,7 +51,7 @@ async def sign_in(ctx: Context) -> Response:
 
 @guarded(signed_in=False)
 async def show_second_step(ctx: Context) -> Response:
-    if not ctx.session.get(guards.PENDING):
+    if not ctx.session.get(signed_in.PENDING):
         return RedirectResponse(url_path(ctx.request, "show_login"), status_code=303)
     query = ctx.request.query_params
     context = await second_step_context(ctx, safe_next(query.get("next")), query.get("method") == "backup")
@@ -63,7 +63,7 @@ async def second_step_context(
 ) -> dict[str, object]:
     """The second step's page: the authenticator app's code (or a backup code), and passkeys if the member has
     any, each with a fresh challenge."""
-    token, ttl = ctx.session.get(guards.SID), ctx.settings.second_step_ttl
+    token, ttl = ctx.session.get(signed_in.SID), ctx.settings.second_step_ttl
     rp_id, _ = passkeys.relying_party(ctx)
     offer = await ctx.run(second_step.offer, token=str(token), ttl=ttl, rp_id=rp_id)
     if offer is not None and offer.handle:
@@ -99,8 +99,8 @@ async def verify_second_step(ctx: Context) -> Response:
 
 async def finish_sign_in(ctx: Context, method: str) -> signin.Finished:
     """The second step's factor from the form (a code, a backup code or a passkey's answer), checked."""
-    token = ctx.session.get(guards.SID)
-    if not (ctx.session.get(guards.PENDING) and isinstance(token, str)):
+    token = ctx.session.get(signed_in.SID)
+    if not (ctx.session.get(signed_in.PENDING) and isinstance(token, str)):
         raise signin.SecondStepExpired()
     found = passkeys.ceremony(ctx, "second_step") if method == "passkey" else None
     code = passkeys.credential(ctx) if found else ctx.field("backup_code" if method == "backup" else "code", 64)
@@ -111,11 +111,11 @@ async def finish_sign_in(ctx: Context, method: str) -> signin.Finished:
 
 @guarded(signed_in=False)
 async def sign_out(ctx: Context) -> Response:
-    token = ctx.session.get(guards.SID)
+    token = ctx.session.get(signed_in.SID)
     if isinstance(token, str):
         try:
-            ctx.member_or_none = guards.signed_in_member(ctx.request, enrolling=True)
-        except (guards.NotSignedIn, guards.SecondStepRequired):
+            ctx.member_or_none = signed_in.signed_in_member(ctx.request, enrolling=True)
+        except (signed_in.NotSignedIn, signed_in.SecondStepRequired):
             pass
         await ctx.run(signin.sign_out, token=token)
     ctx.session.clear()

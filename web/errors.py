@@ -18,7 +18,7 @@ from db import events
 from db.engine import open_session
 from db.errors import DomainError
 from db.i18n import _
-from web import guards
+from web import guards, signed_in
 from web.auth import dialog, reauth_context, replay_fields
 from web.protect import apply_security_headers, refusal
 from web.safety import safe_next
@@ -83,7 +83,7 @@ async def reauth_required(request: Request, exc: Exception) -> Response:
     if request.method == "GET" and not wants_partial(request):
         return RedirectResponse(url_path(request, "show_reauth") + "?next=" + quote(target, safe="/?=&"), 303)
     form = await request.form() if request.method == "POST" else None
-    ctx = guards.Context(request, guards.signed_in_member(request, enrolling=True), form)
+    ctx = guards.Context(request, signed_in.signed_in_member(request, enrolling=True), form)
     context = await reauth_context(ctx, next_path=target, method=request.method, replay=replay_fields(ctx))
     if wants_partial(request):
         return dialog(ctx, context, 200)

@@ -30,27 +30,12 @@ from db.i18n import _
 from db.member import Member
 from web.config import Settings
 from web.protect import csrf_token
+from web.signed_in import PENDING, SEEN, SID, SINCE, load, signed_in_member, touch_if_due
 from web.templating import wants_partial
 
-SID = "auth.sid"  # the session's token (signed in, or pending the second step)
-PENDING = "auth.pending"  # password accepted, second step not yet
-SINCE = "auth.since"  # when the member signed in (absolute lifetime)
-SEEN = "auth.seen"  # last activity (idle timeout), refreshed at most every few seconds
 ENROLMENT = "mfa.pending"  # the sealed, not yet confirmed authenticator secret
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 T = TypeVar("T")
-
-
-class NotSignedIn(Exception):
-    pass
-
-
-class SecondStepRequired(Exception):
-    pass
-
-
-class EnrolmentRequired(Exception):
-    pass
 
 
 class ReauthRequired(Exception):
@@ -130,11 +115,11 @@ class Context:
         member is loaded again when next asked for."""
         if token:
             self.session[SID] = token
-            self.member_or_none = _load(self.request, lists=not wants_partial(self.request))
+            self.member_or_none = load(self.request, lists=not wants_partial(self.request))
 
     def refresh(self) -> None:
         """Load the member again with their sessions and remembered browsers, after a change to those."""
-        self.member_or_none = _load(self.request, lists=True)
+        self.member_or_none = load(self.request, lists=True)
 
     async def keep_alive(self) -> None:
         """The member said they are still here ("Stay signed in"): the idle clock starts again now, in the
@@ -180,74 +165,12 @@ async def context(request: Request, guard: Guard) -> Context:
         try:
             member = signed_in_member(request, enrolling=guard.enrolling)
         finally:
-            await _touch(request)
+            await touch_if_due(request)
         if guard.admin and not member.is_admin:
             raise HTTPException(403, _("Only admins can open this page."))
         if guard.needs_step_up(request.method):
             require_recent_check(request, member)
     return Context(request, member, form)
-
-
-async def _touch(request: Request) -> None:
-    """Write the session's last activity when the load found it due: in a worker thread, since a write can
-    wait for SQLite's lock, and the event loop must not wait with it."""
-    session_id = getattr(request.state, "touch", None)
-    if session_id is not None:
-        request.state.touch = None
-
-        def write() -> None:
-            with open_session(request.app.state.engine) as db:
-                sessions.touch(db, session_id=session_id)
-
-        await anyio.to_thread.run_sync(write)
-
-
-def signed_in_member(request: Request, *, enrolling: bool = False) -> Member:
-    """The signed-in member. `enrolling` lets a member whom the policy holds at enrolment through."""
-    found: Member | None = getattr(request.state, "member", None)
-    if found is None:
-        found = request.state.member = _load(request, lists=not wants_partial(request))
-    if found.must_enrol and not enrolling:
-        raise EnrolmentRequired()
-    return found
-
-
-def _load(request: Request, *, lists: bool = False) -> Member:
-    """The member behind the cookie, in one statement; `lists` adds their sessions and remembered browsers
-    to it (a whole page shows them in Settings; a partial does not need them)."""
-    session = request.session
-    token = session.get(SID)
-    if not isinstance(token, str):
-        raise NotSignedIn()
-    if session.get(PENDING):
-        raise SecondStepRequired()
-    config: Settings = request.app.state.settings
-    at = time.time()
-    since, seen = float(session.get(SINCE, 0)), float(session.get(SEEN, 0))
-    expired = at - since > config.absolute_timeout or at - seen > config.idle_timeout
-    stale = at - seen > stale_after(config)
-    engine = request.app.state.engine
-    found = None
-    if expired:
-        with open_session(engine) as db:
-            sessions.end(db, token=token)
-            db.commit()
-    else:
-        with request.app.state.reader.connect() as connection:
-            found = sessions.load(connection, token=token, with_lists=lists)
-    if found is None:
-        session.clear()
-        raise NotSignedIn()
-    if stale:  # last activity is written with the cookie's stamp (once a minute), not per request
-        session[SEEN] = int(at)
-        request.state.touch = found.auth.id
-    request.state.member = found
-    return found
-
-
-def stale_after(config: Settings) -> float:
-    """The idle stamp is written when it is older than this, not on every request."""
-    return min(60, config.idle_timeout / 10)
 
 
 def require_recent_check(request: Request, member: Member) -> None:

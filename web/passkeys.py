@@ -16,7 +16,7 @@ from db import mfa_passkeys, signin_passkey
 from db.errors import DomainError
 from db.factors import Ceremony, passkeys
 from db.i18n import _
-from web import guards
+from web import signed_in
 from web.guards import Context, guarded
 from web.safety import safe_next
 from web.templating import render, url_path
@@ -129,7 +129,7 @@ async def sign_in_with_passkey(ctx: Context) -> Response:
             response_json=credential(ctx),
             rp_id=found.rp_id,
             origin=found.origin,
-            replaces=ctx.session.get(guards.SID),
+            replaces=ctx.session.get(signed_in.SID),
         )
     except DomainError as error:
         context = {"next": next_path, "email": "", "empty": False, "error": error.message}

@@ -9,8 +9,9 @@ import time
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from web.guards import PENDING, SEEN, SID, SINCE, Context, guarded, stale_after
+from web.guards import Context, guarded
 from web.safety import safe_next
+from web.signed_in import PENDING, SEEN, SID, SINCE, stale_after
 from web.templating import wants_partial
 
 
