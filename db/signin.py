@@ -7,15 +7,14 @@ marks a session as recently verified; nothing else does (security requirement 40
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from db import care, devices, events, notices, passwords, sessions, throttle, users
+from db import care, devices, events, notices, password_step, sessions, users
 from db.crypto import Keyring
-from db.errors import DomainError, InvalidCredentials, NotFound
+from db.errors import DomainError, NotFound
 from db.events import Actor
 from db.factors import Ceremony, verify_second_factor
 from db.i18n import _, ngettext
@@ -59,7 +58,7 @@ def begin(
     """The password step. A sign-in over a live session ends that session (an old copy of its cookie dies).
     A browser remembered for this member, while the policy allows it, skips the second step: its session
     starts unverified, so "Confirm it's you" still asks for a second factor."""
-    user = check_password(session, email=email, password=password, hasher=hasher, actor=actor)
+    user = password_step.check(session, email=email, password=password, hasher=hasher, actor=actor)
     if replaces:
         sessions.end(session, token=replaces)
     if _has_second_factor(session, user_id=user.id or 0):
@@ -145,51 +144,6 @@ def confirm(
     events.record(session, "step_up", actor=actor, target=user)
     session.commit()
     return token
-
-
-def check_password(session: Session, *, email: str, password: str, hasher: PasswordHasher, actor: Actor) -> User:
-    """The member with this email and password. Raises InvalidCredentials or throttle.Throttled.
-
-    Runs one argon2 verification whether or not the email exists, and throttles per email (existing or not)
-    and per client address, so neither the answer, its timing nor the throttle tells accounts apart.
-    """
-    email = email.strip().lower()[:254]
-    key = throttle.email_key(email)
-    try:
-        lock = throttle.take_attempts(
-            session, [(key, throttle.PASSWORD), (throttle.client_key(actor.ip), throttle.CLIENT)]
-        )
-    except throttle.Throttled:
-        events.record(session, "throttled", actor=actor, target_label=email, outcome="failure", detail="password")
-        session.commit()
-        raise
-    user = session.exec(select(User).where(User.email == email)).first()
-    session.commit()  # no transaction stays open across the hash (PostgreSQL would hold it ~0.2 s)
-    stored = user.password_hash if user and user.password_hash else None
-    ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
-    if not (ok and user and stored):
-        events.record(session, "sign_in_failed", actor=actor, target=user, target_label=email, outcome="failure")
-        if lock:
-            events.record(session, "throttled", actor=actor, target=user, target_label=email, outcome="failure")
-        session.commit()
-        raise InvalidCredentials()
-    throttle.succeeded(session, key, client=throttle.client_key(actor.ip))
-    if hasher.check_needs_rehash(stored):
-        user.password_hash = hasher.hash(password)
-        session.add(user)
-    session.commit()
-    return user
-
-
-_dummy_hashes: dict[tuple[int, int], str] = {}
-
-
-def _dummy_hash(hasher: PasswordHasher) -> str:
-    """A hash with the live parameters, verified for unknown emails so they cost the same time."""
-    key = (hasher.time_cost, hasher.memory_cost)
-    if key not in _dummy_hashes:
-        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
-    return _dummy_hashes[key]
 
 
 def _has_second_factor(session: Session, *, user_id: int) -> bool:
