@@ -20,9 +20,10 @@ from db.events import OPERATOR
 from db.models import AuthSession, OrgPolicy, SecurityEvent, User
 from db.users import create_user
 from tests.conftest import PASSWORD, PG_URL, Auth, Member, use_cookie
-from web.app import hasher_for, routes
+from web.app import hasher_for
 from web.config import Settings
 from web.cookies import SECURE_NAME
+from web.routes import routes
 
 HX = {"HX-Request": "true"}
 STALE = 901  # seconds: past the default re-authentication window

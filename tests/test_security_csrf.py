@@ -1,7 +1,7 @@
 """CSRF (security requirements 27 and 28): every unsafe request needs this session's token, sent in the form
 body or the `X-CSRF-Token` header, from the same origin; GET and HEAD never change state.
 
-The POST routes are read from `web.app.routes()`, so a route added later is covered without editing this file.
+The POST routes are read from `web.routes.routes()`, so a route added later is covered without editing this file.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from db.engine import open_session
 from db.events import OPERATOR
 from db.models import SecurityEvent, User
 from tests.conftest import PASSWORD, Auth, Member
-from web.app import (
-    keyring_for,  # noqa: I001
-    routes,
-)
+from web.app import keyring_for
+from web.routes import routes
 
 COOKIE = "__Host-chat360_session"
 TOKEN_EXPIRED = "Your form expired"
