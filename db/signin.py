@@ -63,12 +63,12 @@ def begin(
         sessions.end(session, token=replaces)
     if _has_second_factor(session, user_id=user.id or 0):
         if devices.recognise(session, user=user, token=remembered):
-            token = _complete(session, user=user, actor=actor, factor="remembered_browser", verified=False)
+            token = complete(session, user=user, actor=actor, factor="remembered_browser", verified=False)
             return Begun(token, pending=False)
         token = sessions.start(session, user=user, ip=actor.ip, user_agent=actor.user_agent, pending=True)
         session.commit()
         return Begun(token, pending=True)
-    return Begun(_complete(session, user=user, actor=actor, factor="password"), pending=False)
+    return Begun(complete(session, user=user, actor=actor, factor="password"), pending=False)
 
 
 def finish(
@@ -106,7 +106,7 @@ def finish(
     days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role) if remember else 0
     kept = devices.remember(session, user=user, days=days, actor=actor) if days else None
     due = care.checkup_due(session, user=user, days=checkup_days)
-    started = _complete(session, user=user, actor=actor, factor=factor, pending=token)
+    started = complete(session, user=user, actor=actor, factor=factor, pending=token)
     return Finished(started, kept, days, checkup=due)
 
 
@@ -152,7 +152,7 @@ def _has_second_factor(session: Session, *, user_id: int) -> bool:
     return session.execute(totp.union_all(passkey).limit(1)).first() is not None
 
 
-def _complete(
+def complete(
     session: Session, *, user: User, actor: Actor, factor: str, verified: bool = True, pending: str | None = None
 ) -> str:
     """Start the session (the `pending` one of the second step continues, on a new token), log it, and tell

@@ -11,23 +11,32 @@ from typing import NoReturn
 
 from sqlmodel import Session
 
-from db import events, sessions, throttle
+from db import care, events, sessions, throttle
 from db.clock import now
 from db.errors import InvalidCredentials
 from db.events import Actor
 from db.factors import passkeys
 from db.models import Throttle, User
-from db.signin import _complete
+from db.signin import Finished, complete
 
 
 def sign_in_with_passkey(
-    session: Session, *, handle: str, response_json: str, rp_id: str, origin: str, actor: Actor, replaces: str | None
-) -> str:
+    session: Session,
+    *,
+    handle: str,
+    response_json: str,
+    rp_id: str,
+    origin: str,
+    actor: Actor,
+    replaces: str | None,
+    checkup_days: int = 0,
+) -> Finished:
     """Passwordless sign-in: a discoverable passkey, user verification required, is the only factor.
 
     Throttled per client address before the check, and per account once the credential names one. Every
     refusal (unknown or removed credential, wrong origin, no user verification, replayed challenge) is the
-    wrong-password answer, so the button tells nobody which credentials exist (security requirement 55)."""
+    wrong-password answer, so the button tells nobody which credentials exist (security requirement 55).
+    The 2FA check-up is decided here as after the second step."""
     try:
         throttle.take_attempts(session, [(throttle.client_key(actor.ip), throttle.CLIENT)])
     except throttle.Throttled:
@@ -53,7 +62,8 @@ def sign_in_with_passkey(
     if replaces:
         sessions.end(session, token=replaces)
     throttle.succeeded(session, key, client=throttle.client_key(actor.ip))
-    return _complete(session, user=user, actor=actor, factor="passkey")
+    due = care.checkup_due(session, user=user, days=checkup_days)
+    return Finished(complete(session, user=user, actor=actor, factor="passkey"), checkup=due)
 
 
 def _locked(session: Session, key: str) -> bool:

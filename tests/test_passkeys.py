@@ -4,6 +4,7 @@ challenge, so each test puts that challenge into the row the route just issued, 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,22 @@ def test_sign_in_with_a_passkey(auth: Auth, member: Member, engine: Engine, clie
     assert response.status_code == 303 and response.headers["location"] == "/settings"
     assert client.get("/settings").status_code == 200
     assert "sign_in" in kinds(engine)
+
+
+def test_sign_in_with_a_passkey_asks_the_checkup_when_due(auth: Auth, member: Member, engine: Engine) -> None:
+    """CHECKUP_DAYS (28) after the first passkey, a passwordless sign-in asks the check-up first, as the
+    second step does (before that it goes straight on: test_sign_in_with_a_passkey)."""
+    store(engine, ASSERTION_RSA_UV, member)
+    body = {"credential": ASSERTION_RSA_UV.response, "next": "/settings"}
+    with open_session(engine) as session:
+        for row in session.exec(select(PasskeyCredential)):
+            row.created_at -= timedelta(days=29)
+            session.add(row)
+        session.commit()
+    response = answer(auth, ASSERTION_RSA_UV, "/login/passkey", body, page="/login")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/settings/mfa/checkup?next=/settings"
+    assert auth.client.get("/settings/mfa/checkup?next=/settings").status_code == 200
 
 
 def test_sign_in_with_a_removed_passkey_reads_like_a_wrong_password(

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from db import links, second_step, signin
 from db.errors import DomainError
 from web import passkeys, signed_in
-from web.cookies import remember_name, set_remembered
+from web.cookies import remember_name
 from web.guards import Context, guarded
 from web.safety import safe_next
 from web.templating import navigate, render, url_path
@@ -88,13 +88,7 @@ async def verify_second_step(ctx: Context) -> Response:
         context = await second_step_context(ctx, next_path, method == "backup", error.message)
         context["passkey_error"] = method == "passkey"
         return render(ctx.request, "auth/challenge.html", None, context, status_code=error.status)
-    ctx.start_session(done.session_token)
-    if done.checkup:  # asked once, before going on to where the member was going
-        next_path = url_path(ctx.request, "show_checkup") + "?next=" + quote(next_path, safe="/")
-    response = RedirectResponse(next_path, status_code=303)
-    if done.remember_token:
-        set_remembered(response, ctx.request.scope, token=done.remember_token, days=done.remember_days)
-    return response
+    return ctx.enter(done, next_path)
 
 
 async def finish_sign_in(ctx: Context, method: str) -> signin.Finished:

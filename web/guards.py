@@ -15,12 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from db import sessions
 from db.clock import now
@@ -28,10 +29,12 @@ from db.engine import open_session
 from db.events import Actor
 from db.i18n import _
 from db.member import Member
+from db.signin import Finished
 from web.config import Settings
+from web.cookies import set_remembered
 from web.protect import csrf_token
 from web.signed_in import PENDING, SEEN, SID, SINCE, load, signed_in_member, touch_if_due
-from web.templating import wants_partial
+from web.templating import url_path, wants_partial
 
 ENROLMENT = "mfa.pending"  # the sealed, not yet confirmed authenticator secret
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -133,6 +136,18 @@ class Context:
         self.session.clear()
         self.session.update({SID: token, SINCE: at, SEEN: at} | ({PENDING: True} if pending else {}))
         csrf_token(self.session)  # made now, so the pages that follow don't change (and re-sign) the cookie
+
+    def enter(self, done: Finished, next_path: str) -> Response:
+        """A finished sign-in (second step or passkey): a fresh cookie session, then the 2FA check-up when it
+        is due (asked once, before going on), else where the member was going; a remembered browser's
+        cookie when they asked for one."""
+        self.start_session(done.session_token)
+        if done.checkup:
+            next_path = url_path(self.request, "show_checkup") + "?next=" + quote(next_path, safe="/")
+        response = RedirectResponse(next_path, status_code=303)
+        if done.remember_token:
+            set_remembered(response, self.request.scope, token=done.remember_token, days=done.remember_days)
+        return response
 
 
 @functools.cache

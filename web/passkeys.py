@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from db import mfa_passkeys, signin_passkey
 from db.errors import DomainError
@@ -123,17 +123,17 @@ async def sign_in_with_passkey(ctx: Context) -> Response:
     """ "Sign in with a passkey": no email, no password; every refusal reads as a wrong password."""
     next_path, found = safe_next(ctx.field("next", 600)), ceremony(ctx, "sign_in")
     try:
-        token = await ctx.run(
+        done = await ctx.run(
             signin_passkey.sign_in_with_passkey,
             handle=found.handle,
             response_json=credential(ctx),
             rp_id=found.rp_id,
             origin=found.origin,
             replaces=ctx.session.get(signed_in.SID),
+            checkup_days=ctx.settings.checkup_days,
         )
     except DomainError as error:
         context = {"next": next_path, "email": "", "empty": False, "error": error.message}
         context["passkey_options"] = await request_options(ctx, "sign_in")
         return render(ctx.request, "auth/login.html", None, context, status_code=error.status)
-    ctx.start_session(token)
-    return RedirectResponse(next_path, status_code=303)
+    return ctx.enter(done, next_path)
