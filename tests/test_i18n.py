@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from db import i18n
+from db import i18n, useragents
 from db.engine import open_session
 from db.models import Notice
 from tests.conftest import Auth, Member
@@ -167,3 +167,18 @@ def test_the_stylesheet_mirrors_with_logical_properties() -> None:
         r"(?:margin|padding|border|inset)-(?:left|right)|text-align:\s*(?:left|right)|[{;]\s*(?:left|right):", css
     )
     assert not physical, physical
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "Chrome on Linux"), ("de", "Chrome unter Linux"), ("ar", "Chrome على Linux")],
+)
+def test_device_names_in_the_page_language(locale: str, expected: str) -> None:
+    """The Sessions list and the security log name a device in the page's language; product names stay."""
+    ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    token = i18n.ACTIVE.set(locale)
+    try:
+        assert useragents.describe(ua) == expected
+        assert useragents.describe("") == i18n.translate(useragents.UNKNOWN)
+    finally:
+        i18n.ACTIVE.reset(token)
