@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -109,4 +109,11 @@ def zone(name: str | None) -> ZoneInfo:
 
 def when(value: datetime, locale: str | None = None, time_zone: str | None = None, fmt: str = "medium") -> str:
     """A date and time as the member's language writes it, in their time zone (UTC unless they chose one)."""
-    return format_datetime(value, fmt, tzinfo=zone(time_zone), locale=locale or ACTIVE.get())
+    return _formatted(value, fmt, time_zone, locale or ACTIVE.get())
+
+
+@lru_cache(maxsize=4096)
+def _formatted(value: datetime, fmt: str, time_zone: str | None, locale: str) -> str:
+    """Babel's formatting, remembered: a Sessions list shows the same few timestamps on every load, and
+    formatting one costs more than the rest of its table row."""
+    return format_datetime(value, fmt, tzinfo=zone(time_zone), locale=locale)
