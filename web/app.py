@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +25,7 @@ from web import (
 )
 from web.config import Settings, load_settings
 from web.cookies import CookieSession
+from web.hashing import HashPool
 from web.protect import RequestGuard, SecurityHeaders
 from web.routes import routes
 from web.templating import make_templates
@@ -78,5 +78,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.templates = make_templates(settings.app_name, debug=settings.debug)
     app.state.templates.env.globals["session_timer"] = timeout.session_timer
     app.state.hasher = hasher_for(settings)
-    app.state.hash_limiter = anyio.CapacityLimiter(settings.hashes_at_once)
+    app.state.hash_pool = HashPool(settings.hashes_at_once)
     return app

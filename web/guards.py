@@ -32,6 +32,7 @@ from db.member import Member
 from db.signin import Finished
 from web.config import Settings
 from web.cookies import set_remembered
+from web.hashing import HashPool
 from web.protect import csrf_token
 from web.signed_in import PENDING, SEEN, SID, SINCE, load, signed_in_member, touch_if_due
 from web.templating import url_path, wants_partial
@@ -93,7 +94,8 @@ class Context:
         """Call a model service in a worker thread with a database session and whichever of actor,
         keyring, hasher and clock (`at`) it takes. Services that hash a password wait for a place in the
         bounded hashing pool (`hashing`, by default: the service takes the hasher); everything else (TOTP
-        checks, backup codes, a step-up with a code) never queues behind them."""
+        checks, backup codes, a step-up with a code) never queues behind them, and the pool's threads run at a
+        lower CPU priority than the event loop (web/hashing.py)."""
         state = self.request.app.state
         provided: dict[str, Callable[[], object]] = {
             "actor": lambda: self.actor,
@@ -105,13 +107,15 @@ class Context:
         for name, make in provided.items():
             if name in wanted and name not in kwargs:
                 kwargs[name] = make()
-        limiter = state.hash_limiter if ("hasher" in wanted if hashing is None else hashing) else None
 
         def call() -> T:
             with open_session(state.engine) as db:
                 return service(db, **kwargs)
 
-        return await anyio.to_thread.run_sync(call, limiter=limiter)
+        if "hasher" in wanted if hashing is None else hashing:
+            pool: HashPool = state.hash_pool
+            return await pool.run(call)
+        return await anyio.to_thread.run_sync(call)
 
     def rotate(self, token: str | None) -> None:
         """The session continues on a new token (its privilege changed): the cookie follows, and the
