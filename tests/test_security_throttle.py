@@ -356,3 +356,20 @@ def test_a_success_forgets_the_account_and_gives_one_back_to_the_address(engine:
         session.commit()
         found = {r.key: (r.failures, r.locked_until is not None) for r in session.exec(select(Throttle))}
     assert found == {"mfa:1": (0, False), "ip:10.0.0.1": (2, True), "ip:10.0.0.2": (0, False), "mfa:2": (4, False)}
+
+
+def test_a_confirmed_enrolment_gives_the_address_its_attempt_back(auth: Auth, member: Member, engine: Engine) -> None:
+    """A hundred agents enrolling from one office address in an hour must not throttle it (CLIENT allows
+    100 failures): a right code at enrolment returns its attempt, as a sign-in does."""
+    auth.login(member)
+    key = throttle.client_key("testclient")
+    with open_session(engine) as session:
+        row = session.get(Throttle, key)
+        assert row is not None
+        row.failures = 42
+        session.add(row)
+        session.commit()
+    auth.enable_totp(member)
+    with open_session(engine) as session:
+        row = session.get(Throttle, key)
+        assert row is not None and row.failures == 42
