@@ -182,3 +182,12 @@ def test_device_names_in_the_page_language(locale: str, expected: str) -> None:
         assert useragents.describe("") == i18n.translate(useragents.UNKNOWN)
     finally:
         i18n.ACTIVE.reset(token)
+
+
+def test_the_activity_logs_words_follow_the_page_language(auth: Auth, admin: Member) -> None:
+    """The outcome is a word of the page; the details stay as the log recorded them, marked as English."""
+    auth.login(admin)
+    choose(auth, "de")
+    activity = auth.client.get("/activity").text
+    assert "<td>Erfolgreich</td>" in activity and "<td>success</td>" not in activity
+    assert '<span lang="en" dir="ltr">' in activity  # the details, the log's own record
