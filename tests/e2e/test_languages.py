@@ -10,13 +10,14 @@ names in the shipped catalog.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from babel.support import Translations
 from playwright.sync_api import Locator, Page, expect
 
+from .conftest import _serve
 from .flows import (
     APP_NAME,
     PASSWORD,
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.e2e
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
 SET_PASSWORD_LINK = re.compile(r"https?://\S+/set-password/\S+")
+SETUP_LINK = re.compile(r"https?://\S+/setup/\S+")
 # The visible text of the page, one entry per text node, leaving out what is meant to stay as typed or sent
 # (codes, keys, addresses: `dir="ltr"`, `<code>`), what is marked as English (`lang="en"`) and what nobody sees.
 VISIBLE_TEXTS = """() => {
@@ -103,6 +105,12 @@ class Walk:
         self.textbox("Email").fill(email)
         self.textbox("Password").fill(password)
         self.button("Sign in").click()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """A server nobody has an account on yet: the only place the first admin's set-up page exists."""
+    yield from _serve("empty_server", tmp_path_factory, request)
 
 
 def _msgids(lang: str) -> set[str]:
@@ -173,7 +181,9 @@ def test_german_from_the_browser_then_arabic_by_choice(page: Page, live_server: 
 
 
 @pytest.mark.parametrize("lang", ["de", "ar"])
-def test_every_page_in(lang: str, new_page: Callable[..., Page], live_server: LiveServer) -> None:
+def test_every_page_in(
+    lang: str, new_page: Callable[..., Page], live_server: LiveServer, empty_server: LiveServer
+) -> None:
     walk = Walk(new_page(locale="de-DE" if lang == "de" else "ar"), lang)
     page, t = walk.page, walk.t
     authenticator(page)  # a platform authenticator, for the passkey states
@@ -314,3 +324,8 @@ def test_every_page_in(lang: str, new_page: Callable[..., Page], live_server: Li
     response = page.goto("/setup/not-a-valid-token")
     assert response is not None and response.status == 404
     walk.check("invalid link page")
+    setup = SETUP_LINK.search(empty_server.cli("setup-link").stdout)  # a fresh link; earlier ones stop working
+    assert setup, "no set-up link printed"
+    page.goto(setup.group(0))
+    expect(walk.heading("Create the first admin account")).to_be_visible()
+    walk.check("first admin's set-up page")
