@@ -79,6 +79,9 @@ class Actor:
 
 
 OPERATOR = Actor(None, "operator/CLI")
+# How the log's stored words read on the Security activity page (the CSV export keeps the stored ones).
+OUTCOMES = {"success": _("Success"), "failure": _("Failure")}
+ACTORS = {OPERATOR.label: _("Operator (command line)")}
 
 
 def record(

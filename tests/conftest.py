@@ -212,9 +212,10 @@ class Auth:
 
 
 def setup_key(html: str) -> str:
-    match = re.search(r'<code id="setup-key-value">([A-Z2-7 ]+)</code>', html)
+    """The setup key as shown: its groups of four are <span>s with no space between them."""
+    match = re.search(r'<code id="setup-key-value"[^>]*>((?:<span>[A-Z2-7]{1,4}</span>)+)</code>', html)
     assert match, "no setup key shown"
-    return match.group(1).replace(" ", "")
+    return re.sub(r"</?span>", "", match.group(1))
 
 
 def backup_codes(html: str) -> list[str]:

@@ -52,7 +52,7 @@ def links(html: str) -> dict[str, str]:
 
 
 def numbers(html: str) -> list[int]:
-    return [int(n) for n in re.findall(r"<td>n=(\d+)</td>", html)]
+    return [int(n) for n in re.findall(r"<td><span lang=\"en\" dir=\"ltr\">n=(\d+)</span></td>", html)]
 
 
 def test_pages_of_fifty_newest_first(auth: Auth, member: Member, client: TestClient, engine: Engine) -> None:

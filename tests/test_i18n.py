@@ -116,7 +116,7 @@ def test_arabic_is_right_to_left_and_codes_stay_left_to_right(auth: Auth, member
     assert '<html lang="ar" dir="rtl">' in page.text
     assert '<span dir="ltr">agent@example.com</span>' in page.text
     started = auth.post("/settings/mfa/totp/enable", page="/settings/mfa/totp", headers={"HX-Request": "true"})
-    assert '<dd dir="ltr"><code id="setup-key-value">' in started.text
+    assert '<dd dir="ltr"><code id="setup-key-value"' in started.text
     assert re.search(r'<input id="code" name="code"[^>]*dir="ltr"', started.text)
 
 
@@ -182,3 +182,12 @@ def test_device_names_in_the_page_language(locale: str, expected: str) -> None:
         assert useragents.describe("") == i18n.translate(useragents.UNKNOWN)
     finally:
         i18n.ACTIVE.reset(token)
+
+
+def test_the_activity_logs_words_follow_the_page_language(auth: Auth, admin: Member) -> None:
+    """The outcome is a word of the page; the details stay as the log recorded them, marked as English."""
+    auth.login(admin)
+    choose(auth, "de")
+    activity = auth.client.get("/activity").text
+    assert "<td>Erfolgreich</td>" in activity and "<td>success</td>" not in activity
+    assert '<span lang="en" dir="ltr">' in activity  # the details, the log's own record

@@ -47,6 +47,7 @@ async def show_activity(ctx: Context) -> Response:
     chart = (await ctx.run(event_pages.failed_per_day)) if admin and not wants_partial(ctx.request) else []
     context = {"rows": page.rows, "page": page, "kinds": events.KINDS, "filters": raw, "members": members}
     context |= {"filter_query": urlencode({k: v for k, v in raw.items() if v}), "chart": chart}
+    context |= {"outcomes": events.OUTCOMES, "actors": events.ACTORS}
     context |= {"ago": functools.partial(relative_time, now=datetime.now(UTC)), "device": useragents.describe}
     return render(ctx.request, "admin/activity.html", "admin/_activity.html", context)
 

@@ -120,11 +120,14 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         browser.close()
 
 
-def _new_page(browser: Browser, base_url: str | None, *, javascript: bool) -> tuple[Page, CspCollector]:
+def _new_page(
+    browser: Browser, base_url: str | None, *, javascript: bool, locale: str = "en-US"
+) -> tuple[Page, CspCollector]:
+    # Chromium sends the context's locale as Accept-Language.
     context = browser.new_context(
         java_script_enabled=javascript,
         base_url=base_url,
-        locale="en-US",
+        locale=locale,
         timezone_id="UTC",
     )
     context.set_default_timeout(float(os.environ.get("E2E_TIMEOUT_MS", "10000")))
@@ -168,14 +171,15 @@ def page_nojs(browser: Browser, request: pytest.FixtureRequest) -> Generator[Pag
 def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
     """Factory for more pages, each in its own context (another member, another browser of the same member).
 
-    ``new_page(javascript=True)``; closed and CSP-checked at teardown like ``page``.
+    ``new_page(javascript=True, locale="en-US")`` (the locale is what the browser asks for in Accept-Language);
+    closed and CSP-checked at teardown like ``page``.
     """
     opened: list[tuple[Page, CspCollector]] = []
 
     pages: list[Page] = []
 
-    def make(*, javascript: bool = True) -> Page:
-        opened.append(_new_page(browser, _base_url(request), javascript=javascript))
+    def make(*, javascript: bool = True, locale: str = "en-US") -> Page:
+        opened.append(_new_page(browser, _base_url(request), javascript=javascript, locale=locale))
         pages.append(opened[-1][0])
         return pages[-1]
 

@@ -128,11 +128,10 @@ def read_qr(page: Page, name: str = QR_NAME) -> str:
 
 
 def setup_key(page: Page) -> str:
-    """The text of the "Setup key" (the description that follows the term), without its grouping spaces."""
+    """The text of the "Setup key" (the description that follows the term); its grouping is not in the text."""
     term = page.get_by_role("term").filter(has_text="Setup key")
     expect(term).to_be_visible()
-    text = term.locator("xpath=following-sibling::dd[1]").inner_text()
-    return "".join(text.split())
+    return term.locator("xpath=following-sibling::dd[1]").inner_text().strip()
 
 
 # --------------------------------------------------------------------------------------------------

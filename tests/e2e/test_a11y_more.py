@@ -4,6 +4,9 @@
   Security activity never scroll sideways (a table may scroll inside its own container);
 - 2.5.8 Target Size (Minimum): every button and link on Settings is at least 24 × 24 px, or is a link inside
   a sentence (the inline exception);
+- 1.4.12 Text Spacing: with the criterion's spacing (line height 1.5, paragraphs 2 em apart, letters 0.12 em,
+  words 0.16 em) at 1280 px, no control or text container on sign-in and Settings (MFA expanded, enrolment with
+  the QR code and setup key) is cut off or spills sideways, and the page does not scroll sideways;
 - forced colours (Windows High Contrast): the Enable switch looks different on and off, and a focused button
   looks different from an unfocused one;
 - 2.2.1 Timing Adjustable: before the idle timeout ends, "Are you still there?" offers "Stay signed in", which
@@ -18,7 +21,17 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from .conftest import _fail_on_csp, _new_page, _serve
-from .flows import PASSWORD, QR_NAME, confirm_if_asked, enrol, expect_accessible, new_member, sign_in
+from .flows import (
+    PASSWORD,
+    QR_NAME,
+    Authenticator,
+    confirm_if_asked,
+    enrol,
+    expect_accessible,
+    new_member,
+    setup_key,
+    sign_in,
+)
 from .support import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +48,28 @@ _OVERFLOW = """() => {
   }).slice(0, 8).map((el) => el.outerHTML.slice(0, 120));
   return {scroll: document.documentElement.scrollWidth, width, wide};
 }"""
+
+# The spacing of WCAG 1.4.12, as a constructed style sheet: the pages' CSP (style-src 'self') refuses an inline
+# <style>, and a bookmarklet that sets the same values through the CSSOM is what testers use anyway.
+_TEXT_SPACING = """() => {
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(`* { line-height: 1.5 !important; letter-spacing: 0.12em !important;
+    word-spacing: 0.16em !important; } p { margin-bottom: 2em !important; }`);
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  const p = document.querySelector('main p, p');
+  const style = getComputedStyle(p), size = parseFloat(style.fontSize);
+  const near = (value, em) => Math.abs(parseFloat(value) - em * size) < 0.5;
+  return near(style.letterSpacing, 0.12) && near(style.lineHeight, 1.5);
+}"""
+
+# Controls and text containers whose content is wider than their box (cut off, or spilling over a neighbour).
+# Inline boxes have no client width of their own; a table may scroll inside its container (1.4.10).
+_CLIPPED_TEXT = """() => [...document.querySelectorAll(
+    'button, a, label, input, select, textarea, p, li, dt, dd, th, td, h1, h2, h3, h4, h5, legend, code, .badge')]
+  .filter((el) => el.getClientRects().length > 0 && getComputedStyle(el).display !== 'inline')
+  .filter((el) => !el.closest('.visually-hidden, [data-scroll], .table-scroll'))
+  .filter((el) => el.scrollWidth > el.clientWidth + 1)
+  .slice(0, 8).map((el) => `${el.outerHTML.slice(0, 120)} (${el.scrollWidth} > ${el.clientWidth})`)"""
 
 _SMALL_TARGETS = """(min) => [...document.querySelectorAll('a[href], button, [role=switch], summary')]
   .filter((el) => el.getClientRects().length > 0 && !el.closest('p, li.prose, .hint'))
@@ -84,6 +119,10 @@ def test_pages_reflow_at_320_px(page: Page, live_server: LiveServer) -> None:
     page.get_by_role("switch", name="Enable").click()
     confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
     expect_no_sideways_scroll(page, "enrolment, QR code and setup key")
+    # With MFA on, the admin's Team row gets a "Reset MFA" form (and its screen-reader-only label) at its far end.
+    page.get_by_role("textbox", name="6-digit code").fill(Authenticator(setup_key(page)).code())
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("list", name="Your backup codes")).to_be_visible()
     page.goto("/team")
     expect(page.get_by_role("heading", name="Team", level=1)).to_be_visible()
     expect_no_sideways_scroll(page, "Team")
@@ -92,6 +131,27 @@ def test_pages_reflow_at_320_px(page: Page, live_server: LiveServer) -> None:
     expect(page.get_by_role("heading", name="Security activity", level=1)).to_be_visible()
     expect_no_sideways_scroll(page, "Security activity")
     expect_accessible(page, "Security activity at 320 px")
+
+
+def expect_text_spacing_fits(page: Page, state: str) -> None:
+    assert page.evaluate(_TEXT_SPACING), f"{state}: the text-spacing style sheet did not apply"
+    clipped = page.evaluate(_CLIPPED_TEXT)
+    assert clipped == [], f"{state}: text does not fit with WCAG text spacing: {clipped}"
+    expect_no_sideways_scroll(page, f"{state}, with WCAG text spacing")
+
+
+def test_text_spacing_does_not_cut_off_text(page: Page, live_server: LiveServer) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/login")
+    expect_text_spacing_fits(page, "sign-in")
+    sign_in(page, new_member(live_server, "spacing"))
+    page.goto("/settings?section=mfa")
+    expect(page.get_by_role("button", name="Multi-Factor Authentication")).to_have_attribute("aria-expanded", "true")
+    expect_text_spacing_fits(page, "Settings, MFA expanded, with sessions")
+    page.goto("/settings/mfa/totp")
+    page.get_by_role("switch", name="Enable").click()
+    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
+    expect_text_spacing_fits(page, "enrolment, QR code and setup key")
 
 
 def test_settings_targets_are_at_least_24_px(page: Page, live_server: LiveServer) -> None:

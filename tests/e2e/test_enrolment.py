@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from .flows import (
     APP_NAME,
@@ -25,6 +25,7 @@ from .flows import (
     secret_bytes,
     setup_key,
     sidebar_link,
+    sign_in,
     sign_out,
 )
 from .support import LiveServer
@@ -64,6 +65,12 @@ def _expect_error(page: Page, textbox_name: str, pattern: str) -> str:
     errors = [t for t in texts if re.search(pattern, t, re.I)]
     assert errors, f"no message matching {pattern!r} tied to {textbox_name!r}: {texts}"
     return errors[0]
+
+
+def _setup_key_value(page: Page) -> Locator:
+    """The key itself: the <code> in the description that follows the term "Setup key"."""
+    term = page.get_by_role("term").filter(has_text="Setup key")
+    return term.locator("xpath=following-sibling::dd[1]").locator("code")
 
 
 def test_enrol_with_javascript_then_sign_in_with_code_and_backup_code(page: Page, live_server: LiveServer) -> None:
@@ -124,8 +131,8 @@ def test_enrol_with_javascript_then_sign_in_with_code_and_backup_code(page: Page
     assert re.fullmatch(r"[A-Z2-7]+", secret), secret
     assert len(secret_bytes(secret)) >= 20, "the secret has fewer than 160 bits"
     assert setup_key(page) == secret
-    grouped = page.get_by_role("term").filter(has_text="Setup key").locator("xpath=following-sibling::dd[1]")
-    assert re.fullmatch(r"(?:[A-Z2-7]{4} )*[A-Z2-7]{1,4}", grouped.inner_text().strip()), "grouped by 4"
+    groups = _setup_key_value(page).locator("span").all_inner_texts()
+    assert "".join(groups) == secret and all(len(g) == 4 for g in groups[:-1]), f"not grouped by 4: {groups}"
     phone = Authenticator(secret)
 
     # -- a wrong code -------------------------------------------------------------------------------------------
@@ -197,3 +204,36 @@ def test_enrol_with_javascript_then_sign_in_with_code_and_backup_code(page: Page
     _expect_error(page, "Backup code", r"incorrect")
     expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     expect(sidebar).to_have_count(0)
+
+
+def test_setup_key_copies_as_one_string(page: Page, live_server: LiveServer) -> None:
+    """WCAG 3.3.8: the setup key, selected as a member would (a double click picks a word; with spaces between
+    the groups it would pick one group) and copied, is the exact base32 secret, with no spaces from its grouping,
+    and an authenticator set up from the copy works."""
+    sign_in(page, new_member(live_server, "copy-key"))
+    page.goto("/settings/mfa/totp")
+    page.get_by_role("switch", name="Enable").click()
+    secret = parse_otpauth(read_qr(page))["secret"]
+    key = _setup_key_value(page)
+    key.dblclick()
+    copied = page.evaluate("() => window.getSelection().toString()")
+    assert copied == secret, f"copied {copied!r}, the QR code says {secret!r}"
+    assert re.fullmatch(r"[A-Z2-7]{32}", copied), copied
+    # Selecting the whole element (a drag from end to end) gives the same string.
+    whole = key.evaluate(
+        """code => { const range = document.createRange(); range.selectNodeContents(code);
+        const selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+        return selection.toString(); }"""
+    )
+    assert whole == secret, whole
+
+    # The groups are still set apart on screen, by a gap that is not a character.
+    boxes = [box for span in key.locator("span").all() if (box := span.bounding_box()) is not None]
+    assert len(boxes) == 8, boxes
+    gaps = [b["x"] - (a["x"] + a["width"]) for a, b in zip(boxes, boxes[1:], strict=False) if a["y"] == b["y"]]
+    assert gaps and min(gaps) >= 4, f"groups not visibly apart: {gaps}"
+
+    # oathtool computes the code from the copied string: it confirms the enrolment.
+    page.get_by_role("textbox", name="6-digit code").fill(Authenticator(copied).code())
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("status").filter(has_text="Multi-factor authentication is enabled")).to_be_visible()
