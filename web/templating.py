@@ -39,11 +39,6 @@ def qr_svg(uri: str) -> Markup:
     return Markup(svg)  # segno builds the markup itself; the URI is only encoded into modules
 
 
-def group_key(secret: str) -> str:
-    """A setup key in groups of four, easier to read and type."""
-    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-
-
 class CsrfInput:
     """The hidden CSRF field of every form, as a context value rather than a macro: a macro call per form
     (and the `import … with context` it needed in each partial) was a tenth of a Settings page's render.
@@ -101,7 +96,6 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
     env.auto_reload = debug  # no stat() of every template on every render in production
     env.globals["url_for"] = url_for
     env.filters["qr_svg"] = qr_svg
-    env.filters["group_key"] = group_key
     env.filters["device_name"] = useragents.describe
     env.filters["combine_attrs"] = lambda a, b: {**a, **b}
     env.globals["app_name"] = app_name
