@@ -5,7 +5,6 @@ page that stays at a fixed number of SQL statements with 100,000 events in the l
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
@@ -149,12 +148,9 @@ def test_first_page_statements_with_100k_events(
     seed(engine, member, 100_000)
     auth.login(member)
     with counted(engine) as statements:
-        started = time.perf_counter()
         response = client.get("/activity")
-        elapsed = time.perf_counter() - started
     assert response.status_code == 200 and numbers(response.text)[:2] == [99_999, 99_998]
     assert len(statements) <= 2, statements
-    assert elapsed < 2.0, elapsed  # a scan of 100,000 rows would still pass on a fast machine; the count guards
     auth.logout()
     auth.login(admin)
     with counted(engine) as statements:
