@@ -42,7 +42,7 @@ class Remembered:
     last_used_at: datetime | None
 
 
-def _rows(dialect: str, table: Any, names: tuple[str, ...], *where: ColumnElement[bool]) -> Any:
+def json_rows(dialect: str, table: Any, names: tuple[str, ...], *where: ColumnElement[bool]) -> Any:
     """A scalar subquery: the rows of `table` matching `where` as a JSON array of objects."""
     pairs: list[Any] = []
     for name in names:
@@ -58,8 +58,8 @@ def _rows(dialect: str, table: Any, names: tuple[str, ...], *where: ColumnElemen
 def _columns(dialect: str) -> tuple[Any, Any]:
     owner = _S.c.user_id  # the signed-in session's row, in the enclosing statement
     listed = _S.alias("listed")
-    signed_in = _rows(dialect, listed, SESSION_FIELDS, listed.c.user_id == owner, listed.c.pending.is_(False))
-    browsers = _rows(dialect, _B, BROWSER_FIELDS, _B.c.user_id == owner)
+    signed_in = json_rows(dialect, listed, SESSION_FIELDS, listed.c.user_id == owner, listed.c.pending.is_(False))
+    browsers = json_rows(dialect, _B, BROWSER_FIELDS, _B.c.user_id == owner)
     return signed_in.label("signed_in_list"), browsers.label("browsers_list")
 
 
@@ -68,7 +68,7 @@ def with_lists(statement: Select[Any], dialect: str) -> Select[Any]:
     return statement.add_columns(*_columns(dialect))
 
 
-def _when(value: str | None) -> datetime | None:
+def when(value: str | None) -> datetime | None:
     """A timestamp from JSON: SQLite gives its stored text, PostgreSQL ISO 8601 with an offset."""
     if not value:
         return None
@@ -76,9 +76,9 @@ def _when(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _at(value: str | None) -> datetime:
+def stamp(value: str | None) -> datetime:
     """A timestamp the row always has."""
-    found = _when(value)
+    found = when(value)
     assert found is not None, "a required timestamp is missing"
     return found
 
@@ -86,23 +86,23 @@ def _at(value: str | None) -> datetime:
 def signed_in(raw: list[dict[str, Any]] | None) -> tuple[SignedIn, ...]:
     """The sessions, most recently active first."""
     rows = [
-        SignedIn(r["id"], r["ip"], r["user_agent"], _at(r["created_at"]), _at(r["last_seen_at"])) for r in raw or []
+        SignedIn(r["id"], r["ip"], r["user_agent"], stamp(r["created_at"]), stamp(r["last_seen_at"])) for r in raw or []
     ]
     return tuple(sorted(rows, key=lambda r: r.last_seen_at, reverse=True))
 
 
 def browsers(raw: list[dict[str, Any]] | None) -> tuple[Remembered, ...]:
     """The remembered browsers not yet expired, newest first."""
-    at = now()
+    current = now()
     rows = [
         Remembered(
             r["id"],
             r["ip"],
             r["user_agent"],
-            _at(r["created_at"]),
-            _at(r["expires_at"]),
-            _when(r["last_used_at"]),
+            stamp(r["created_at"]),
+            stamp(r["expires_at"]),
+            when(r["last_used_at"]),
         )
         for r in raw or []
     ]
-    return tuple(sorted((r for r in rows if r.expires_at > at), key=lambda r: r.created_at, reverse=True))
+    return tuple(sorted((r for r in rows if r.expires_at > current), key=lambda r: r.created_at, reverse=True))

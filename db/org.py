@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from argon2 import PasswordHasher
-from sqlalchemy import delete, exists, func, or_, true, update
+from sqlalchemy import delete, exists, or_, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -15,7 +12,7 @@ from db.clock import now
 from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
 from db.i18n import _
-from db.models import OrgPolicy, PasskeyCredential, RecoveryCode, Throttle, TotpDevice, User
+from db.models import OrgPolicy, User
 from db.upsert import affected
 
 MAX_GRACE_DAYS = 90
@@ -67,48 +64,6 @@ def save_policy(
     events.record(session, "policy_changed", actor=actor, detail=detail)
     session.commit()
     return policy
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    user: User
-    mfa_enabled: bool
-    codes_left: int
-    locked_until: datetime | None
-
-
-def list_members(session: Session) -> list[MemberRow]:
-    """Every member with MFA state, backup codes left and any lock (second factor or password)."""
-    codes_left = (
-        select(func.count(col(RecoveryCode.id)))
-        .where(RecoveryCode.user_id == User.id, col(RecoveryCode.used_at).is_(None))
-        .scalar_subquery()
-    )
-    passkeys = (
-        select(func.count(col(PasskeyCredential.id))).where(PasskeyCredential.user_id == User.id).scalar_subquery()
-    )
-    query = (
-        select(User, TotpDevice.id, codes_left, passkeys)
-        .outerjoin(TotpDevice, col(TotpDevice.user_id) == User.id)
-        .order_by(col(User.email))
-    )
-    locks = {row.key: row for row in session.exec(select(Throttle).where(col(Throttle.failures) > 0))}
-    rows = []
-    for user, device_id, left, keys in session.exec(query):
-        held = [_lock_of(locks.get(throttle.user_key(user.id or 0)), throttle.SECOND_FACTOR)]
-        held.append(_lock_of(locks.get(throttle.email_key(user.email)), throttle.PASSWORD))
-        enabled = device_id is not None or bool(keys)
-        rows.append(MemberRow(user, enabled, left or 0, max((h for h in held if h), default=None)))
-    return rows
-
-
-def _lock_of(row: Throttle | None, rule: throttle.Rule) -> datetime | None:
-    """Until when a throttle row holds its key: the backoff, or the hard lock of a second factor."""
-    if row is None:
-        return None
-    at = now()
-    until = max((t for t in (row.locked_until, rule.hard_until(row.failures, row.updated_at)) if t), default=None)
-    return until if until and until > at else None
 
 
 def get_member(session: Session, *, user_id: int) -> User:
@@ -175,8 +130,3 @@ def lift_lock(session: Session, *, user_id: int, actor: Actor) -> User:
     events.record(session, "throttle_lifted", actor=actor, target=user)
     session.commit()
     return user
-
-
-def team(session: Session) -> tuple[list[MemberRow], OrgPolicy]:
-    """What the Team page shows: every member, and the policy."""
-    return list_members(session), get_policy(session)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from babel.dates import format_timedelta
 from starlette.responses import Response
 
-from db import event_pages, events, org, useragents
+from db import event_pages, events, useragents
 from db.i18n import ACTIVE, _
 from web.guards import Context, guarded
 from web.safety import RowId
@@ -42,11 +42,11 @@ async def show_activity(ctx: Context) -> Response:
     where, raw = event_filter(ctx)
     query, admin = ctx.request.query_params, ctx.member.is_admin
     before, after = _row_id(query.get("before")), _row_id(query.get("after"))
-    page = await ctx.run(event_pages.page_events, where=where, before=before, after=after)
-    members = (await ctx.run(org.list_members)) if admin else []
-    chart = (await ctx.run(event_pages.failed_per_day)) if admin and not wants_partial(ctx.request) else []
+    chart = admin and not wants_partial(ctx.request)
+    found = await ctx.run(event_pages.activity_page, where=where, before=before, after=after, admin=admin, chart=chart)
+    page, members, chart_rows = found
     context = {"rows": page.rows, "page": page, "kinds": events.KINDS, "filters": raw, "members": members}
-    context |= {"filter_query": urlencode({k: v for k, v in raw.items() if v}), "chart": chart}
+    context |= {"filter_query": urlencode({k: v for k, v in raw.items() if v}), "chart": chart_rows}
     context |= {"outcomes": events.OUTCOMES, "actors": events.ACTORS}
     context |= {"ago": functools.partial(relative_time, now=datetime.now(UTC)), "device": useragents.describe}
     return render(ctx.request, "admin/activity.html", "admin/_activity.html", context)

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from db import mfa, org
+from db import mfa, org, roster
 from db.errors import DomainError
 from db.i18n import _
 from db.models import ROLES
@@ -19,7 +19,7 @@ FLASH = "team.status"
 
 
 async def team(ctx: Context, *, status_code: int = 200, **extra: Any) -> Response:
-    members, policy = await ctx.run(org.team)
+    members, policy = await ctx.run(roster.team)
     context = {"members": members, "policy": policy, "roles": ROLES, "errors": {}, "status": None, "link": None}
     return render(ctx.request, "admin/team.html", "admin/_team.html", context | extra, status_code=status_code)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db import events, links, mfa, migrate, org, users
+from db import events, links, mfa, migrate, roster, users
 from db.engine import make_engine, open_session
 from db.errors import DomainError
 from db.events import OPERATOR
@@ -60,7 +60,7 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_user_list(settings: Settings, args: argparse.Namespace) -> None:
     with _session(settings) as session:
-        for row in org.list_members(session):
+        for row in roster.list_members(session):
             mfa_state = "mfa=on" if row.mfa_enabled else "mfa=off"
             locked = " locked" if row.locked_until else ""
             print(f"{row.user.email}\t{row.user.role}\t{mfa_state}\tbackup_codes={row.codes_left}{locked}")
