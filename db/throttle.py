@@ -10,12 +10,14 @@ password never lets anyone shut the owner out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, case, false, or_, update
+from sqlalchemy import and_, bindparam, case, false, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -23,7 +25,7 @@ from db.clock import now as utcnow
 from db.errors import DomainError
 from db.i18n import N_, _
 from db.models import Throttle
-from db.upsert import columns, insert_for
+from db.upsert import columns, insert_in
 
 
 @dataclass(frozen=True)
@@ -113,25 +115,37 @@ def take_attempts(session: Session, keys: list[tuple[str, Rule]], *, exempt: boo
 
 def _count(session: Session, key: str, rule: Rule, at: datetime, *, exempt: bool) -> int | None:
     """The key's failures after counting this attempt, or None while it is locked."""
+    statement = _counting(session.get_bind().dialect.name, rule, exempt=exempt)
+    stale_before = at - timedelta(seconds=rule.forget_after or 0)
+    row = session.execute(statement, {"key": key, "at": at, "stale_before": stale_before}).first()
+    return None if row is None else row[0]
+
+
+@functools.cache
+def _counting(dialect: str, rule: Rule, *, exempt: bool) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE … RETURNING, counting an attempt only on an unlocked row; built once per
+    dialect and rule, so SQLAlchemy reuses its compiled form (two run in every sign-in step)."""
     table = columns(Throttle)
-    failures = table.failures + 1
+    at, stale_before = (
+        bindparam("at", type_=table.updated_at.type),
+        bindparam("stale_before", type_=table.updated_at.type),
+    )
+    failures: ColumnElement[int] = table.failures + 1
     stale: ColumnElement[bool] = false()
     if rule.forget_after is not None:
-        stale = table.updated_at < at - timedelta(seconds=rule.forget_after)
+        stale = table.updated_at < stale_before
         failures = case((stale, 1), else_=failures)
     unlocked = or_(table.locked_until.is_(None), table.locked_until <= at)
     if rule.hard is not None and not exempt:
         unlocked = and_(unlocked, or_(table.failures < rule.hard, stale))
-    statement = (
-        insert_for(session)(Throttle)
-        .values(key=key, failures=1, updated_at=at)
+    return (
+        insert_in(dialect)(table.key.table)
+        .values(key=bindparam("key"), failures=1, updated_at=at)
         .on_conflict_do_update(
             index_elements=[table.key], set_={"failures": failures, "updated_at": at}, where=unlocked
         )
         .returning(table.failures)
     )
-    row = session.execute(statement).first()
-    return None if row is None else row[0]
 
 
 def _why_locked(session: Session, key: str, rule: Rule, at: datetime) -> Throttled:

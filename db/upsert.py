@@ -12,7 +12,12 @@ from sqlmodel import Session, SQLModel
 
 
 def insert_for(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert_in(session.get_bind().dialect.name)
+
+
+def insert_in(dialect: str) -> Any:
+    """The INSERT construct with ON CONFLICT of a dialect, for statements built once per dialect."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def columns(model: type[SQLModel]) -> ReadOnlyColumnCollection[str, Column[Any]]:
