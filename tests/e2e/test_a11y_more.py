@@ -104,6 +104,18 @@ def expect_no_sideways_scroll(page: Page, state: str) -> None:
     assert found["scroll"] <= found["width"], f"{state}: scrolls sideways at {found['width']} px: {found['wide']}"
 
 
+def settings_then_qr_code(page: Page, check: Callable[[Page, str], None]) -> None:
+    """Settings with the MFA section expanded (and Sessions), then the enrolment's QR code and setup key,
+    each state checked with `check`."""
+    page.goto("/settings?section=mfa")
+    expect(page.get_by_role("button", name="Multi-Factor Authentication")).to_have_attribute("aria-expanded", "true")
+    check(page, "Settings, MFA expanded, with sessions")
+    page.goto("/settings/mfa/totp")
+    page.get_by_role("switch", name="Enable").click()
+    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
+    check(page, "enrolment, QR code and setup key")
+
+
 def test_pages_reflow_at_320_px(page: Page, live_server: LiveServer) -> None:
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto("/login")
@@ -112,13 +124,7 @@ def test_pages_reflow_at_320_px(page: Page, live_server: LiveServer) -> None:
     for n in range(3):  # rows for Team and Security activity, with long addresses
         new_member(live_server, f"reflow-someone-with-a-long-address-{n}")
     sign_in(page, admin)
-    page.goto("/settings?section=mfa")
-    expect(page.get_by_role("button", name="Multi-Factor Authentication")).to_have_attribute("aria-expanded", "true")
-    expect_no_sideways_scroll(page, "Settings, MFA expanded")
-    page.goto("/settings/mfa/totp")
-    page.get_by_role("switch", name="Enable").click()
-    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
-    expect_no_sideways_scroll(page, "enrolment, QR code and setup key")
+    settings_then_qr_code(page, expect_no_sideways_scroll)
     # With MFA on, the admin's Team row gets a "Reset MFA" form (and its screen-reader-only label) at its far end.
     page.get_by_role("textbox", name="6-digit code").fill(Authenticator(setup_key(page)).code())
     page.get_by_role("button", name="Confirm").click()
@@ -145,13 +151,7 @@ def test_text_spacing_does_not_cut_off_text(page: Page, live_server: LiveServer)
     page.goto("/login")
     expect_text_spacing_fits(page, "sign-in")
     sign_in(page, new_member(live_server, "spacing"))
-    page.goto("/settings?section=mfa")
-    expect(page.get_by_role("button", name="Multi-Factor Authentication")).to_have_attribute("aria-expanded", "true")
-    expect_text_spacing_fits(page, "Settings, MFA expanded, with sessions")
-    page.goto("/settings/mfa/totp")
-    page.get_by_role("switch", name="Enable").click()
-    confirm_if_asked(page, page.get_by_role("img", name=QR_NAME))
-    expect_text_spacing_fits(page, "enrolment, QR code and setup key")
+    settings_then_qr_code(page, expect_text_spacing_fits)
 
 
 def test_settings_targets_are_at_least_24_px(page: Page, live_server: LiveServer) -> None:
