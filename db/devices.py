@@ -23,7 +23,7 @@ from db.events import Actor, Owner
 from db.i18n import ngettext
 from db.models import OrgPolicy, RememberedBrowser, User
 from db.sessions import digest
-from db.upsert import affected
+from db.sql import affected
 from db.useragents import describe
 
 MAX_DAYS = 90

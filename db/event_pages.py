@@ -19,7 +19,7 @@ from db import listing
 from db.clock import now
 from db.events import EventFilter
 from db.models import SecurityEvent, User
-from db.upsert import columns
+from db.sql import columns
 
 PAGE_SIZE = 50
 CHART_DAYS = 30

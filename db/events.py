@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from db.clock import now
 from db.i18n import _
 from db.models import SecurityEvent, User
-from db.upsert import affected
+from db.sql import affected
 
 # Failures by anonymous clients (forged posts, failed sign-ins, throttled attempts) are one row per address,
 # kind and target per window; the rest of the window only counts, so nobody can flood the log.

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete, select
 from db.clock import now
 from db.crypto import Keyring
 from db.models import KeyHolder
-from db.upsert import columns, insert_for
+from db.sql import columns, insert_for
 
 FORGET_AFTER = timedelta(days=7)  # reports of processes gone this long are deleted
 

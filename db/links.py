@@ -19,7 +19,7 @@ from db.errors import DomainError
 from db.events import Actor
 from db.i18n import _
 from db.models import OneTimeToken, User
-from db.upsert import affected
+from db.sql import affected
 from db.users import check_password, count_users, create_user, normalize_email
 
 SETUP_TTL = timedelta(days=7)

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, ColumnElement, Select, func, literal_column, select
 
 from db.clock import now
 from db.models import AuthSession, RememberedBrowser
-from db.upsert import columns
+from db.sql import columns
 
 _S, _B = columns(AuthSession)[0].table, columns(RememberedBrowser)[0].table
 SESSION_FIELDS = ("id", "ip", "user_agent", "created_at", "last_seen_at")

@@ -13,7 +13,7 @@ from db.errors import DomainError, InvalidInput, NotFound
 from db.events import Actor
 from db.i18n import _
 from db.models import OrgPolicy, User
-from db.upsert import affected
+from db.sql import affected
 
 MAX_GRACE_DAYS = 90
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from db import listing, throttle
 from db.clock import now
 from db.models import OrgPolicy, PasskeyCredential, RecoveryCode, Throttle, TotpDevice, User
-from db.upsert import columns
+from db.sql import columns
 
 LOCK_FIELDS = ("key", "failures", "locked_until", "updated_at")
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from db import devices, sessions
 from db.factors import passkeys
 from db.models import OrgPolicy, PasskeyCredential, TotpDevice
-from db.upsert import columns
+from db.sql import columns
 
 _T, _P = columns(TotpDevice), columns(PasskeyCredential)
 

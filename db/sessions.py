@@ -24,7 +24,7 @@ from db import listing
 from db.clock import now
 from db.member import Member
 from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, RememberedBrowser, TotpDevice, User
-from db.upsert import affected, columns
+from db.sql import affected, columns
 
 # A session that did not pass a second-factor check (a remembered browser skipped it): "Confirm it's you"
 # always asks there before anything sensitive.

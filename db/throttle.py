@@ -25,7 +25,7 @@ from db.clock import now as utcnow
 from db.errors import DomainError
 from db.i18n import N_, _
 from db.models import Throttle
-from db.upsert import columns, insert_in
+from db.sql import columns, insert_in
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, generate_ch
 
 from db.clock import now
 from db.models import WebAuthnChallenge
-from db.upsert import affected
+from db.sql import affected
 
 TTL = timedelta(minutes=5)
 PURPOSES = ("register", "second_step", "step_up", "sign_in")

@@ -12,7 +12,7 @@ from db.clock import now
 from db.factors.relying_party import NAME_MAX, clean_name
 from db.i18n import _
 from db.models import PasskeyCredential
-from db.upsert import affected
+from db.sql import affected
 
 PASSKEY_REJECTED = _("That passkey wasn't accepted. Try again, or use another way to confirm it's you.")
 REGISTRATION_FAILED = _("The passkey couldn't be added. Try again, or use another device.")

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from db.clock import now
 from db.models import RecoveryCode
-from db.upsert import affected
+from db.sql import affected
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 LENGTH = 16

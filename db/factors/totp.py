@@ -25,7 +25,7 @@ from db.crypto import InvalidToken, Keyring
 from db.errors import DomainError
 from db.i18n import _
 from db.models import TotpDevice
-from db.upsert import affected
+from db.sql import affected
 
 PERIOD = 30
 DIGITS = 6

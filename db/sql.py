@@ -1,5 +1,6 @@
-"""INSERT … ON CONFLICT for the two dialects we run on (their constructs are alike but separate), and the
-count of rows a conditional UPDATE or DELETE changed (how the app accepts a code exactly once)."""
+"""Small SQL helpers shared by the model: INSERT … ON CONFLICT for the two dialects we run on (their
+constructs are alike but separate), a table model's Core columns for statements built once, and the count
+of rows a conditional UPDATE or DELETE changed (how the app accepts a code exactly once)."""
 
 from __future__ import annotations
 
