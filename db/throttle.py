@@ -171,15 +171,15 @@ def clear(session: Session, *keys: str) -> None:
 
 
 def succeeded(session: Session, key: str, *, client: str) -> None:
-    """A success, in one statement: the account's failures (`key`) are forgotten, and the attempt counted
-    under the shared client address is given back, so members who sign in correctly from one office never
-    use up that address's allowance (its lock, if any, stays). The caller commits."""
-    own = col(Throttle.key) == key
+    """A success: the account's failures (`key`) are forgotten, and the attempt counted under the shared
+    client address is given back, so members who sign in correctly from one office never use up that
+    address's allowance (its lock, if any, stays). The caller commits.
+
+    Two statements, the account's row first, as `take_attempts` locks them: one UPDATE of both rows locks
+    them in whatever order PostgreSQL scans them, and concurrent sign-ins to one account then deadlocked."""
+    clear(session, key)
     session.execute(
         update(Throttle)
-        .where(col(Throttle.key).in_((key, client)))
-        .values(
-            failures=case((own, 0), (col(Throttle.failures) > 0, Throttle.failures - 1), else_=0),
-            locked_until=case((own, None), else_=Throttle.locked_until),
-        )
+        .where(col(Throttle.key) == client, col(Throttle.failures) > 0)
+        .values(failures=Throttle.failures - 1)
     )
