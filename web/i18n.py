@@ -63,7 +63,7 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
 def page_gettext(message: str, /, **variables: Any) -> Markup:
     """`_()` in a template: what jinja2.ext.i18n's newstyle gettext does (the translation is markup, the
     values are escaped into it, and it is always a format string), in one call instead of the extension's
-    three context-resolving calls per string; a Settings page says about sixty."""
+    three context-resolving calls per string; a Settings page says about fifty."""
     return Markup(_gettext(message)) % variables
 
 
