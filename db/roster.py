@@ -1,4 +1,4 @@
-"""The member list (Team, the Security activity filter, `python -m web members`): every member with their
+"""The member list (Team, and `python -m web user list`): every member with their
 MFA state, backup codes left and any lock, and the org policy, in one statement.
 
 The locks are the throttle rows that hold failures, aggregated to one JSON column: a member's password lock
@@ -7,6 +7,7 @@ is keyed by a digest of their email (db/throttle.py), which SQL can't compute, s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,21 @@ class MemberRow:
 
 def team(session: Session) -> tuple[list[MemberRow], OrgPolicy]:
     """What the Team page shows: every member, and the policy (a default one until an admin saves it)."""
-    dialect = session.get_bind().dialect.name
+    found = session.execute(_team_query(session.get_bind().dialect.name)).all()
+    policy = (found[0][5] if found else None) or OrgPolicy(id=1)
+    by_key = _locks(found[0][4]) if found else {}
+    rows = []
+    for user, device_id, left, keys, _, _ in found:
+        locked = [_lock_of(by_key.get(throttle.user_key(user.id or 0)), throttle.SECOND_FACTOR)]
+        locked.append(_lock_of(by_key.get(throttle.email_key(user.email)), throttle.PASSWORD))
+        enabled = device_id is not None or bool(keys)
+        rows.append(MemberRow(user, enabled, left or 0, max((h for h in locked if h), default=None)))
+    return rows, policy
+
+
+@functools.cache
+def _team_query(dialect: str) -> Any:
+    """Built once per dialect, so SQLAlchemy reuses its compiled form (it has no parameters)."""
     codes_left = (
         select(func.count(col(RecoveryCode.id)))
         .where(RecoveryCode.user_id == User.id, col(RecoveryCode.used_at).is_(None))
@@ -44,22 +59,12 @@ def team(session: Session) -> tuple[list[MemberRow], OrgPolicy]:
     )
     held = columns(Throttle)[0].table
     locks = listing.json_rows(dialect, held, LOCK_FIELDS, held.c.failures > 0)  # uncorrelated: computed once
-    query = (  # sqlalchemy's select: sqlmodel's is typed for at most four columns
+    return (  # sqlalchemy's select: sqlmodel's is typed for at most four columns
         sa.select(User, col(TotpDevice.id), codes_left, passkeys, locks, OrgPolicy)
         .outerjoin(TotpDevice, col(TotpDevice.user_id) == User.id)
         .outerjoin(OrgPolicy, col(OrgPolicy.id) == 1)
         .order_by(col(User.email))
     )
-    found = session.execute(query).all()
-    policy = (found[0][5] if found else None) or OrgPolicy(id=1)
-    by_key = _locks(found[0][4]) if found else {}
-    rows = []
-    for user, device_id, left, keys, _, _ in found:
-        locked = [_lock_of(by_key.get(throttle.user_key(user.id or 0)), throttle.SECOND_FACTOR)]
-        locked.append(_lock_of(by_key.get(throttle.email_key(user.email)), throttle.PASSWORD))
-        enabled = device_id is not None or bool(keys)
-        rows.append(MemberRow(user, enabled, left or 0, max((h for h in locked if h), default=None)))
-    return rows, policy
 
 
 def list_members(session: Session) -> list[MemberRow]:

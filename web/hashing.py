@@ -41,7 +41,6 @@ class HashPool:
     callers beyond `size` wait their turn without holding a thread."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="argon2", initializer=lower_priority)
 
     async def run(self, fn: Callable[[], T]) -> T:

@@ -39,7 +39,7 @@ def deliver_now(settings: Settings, engine: Engine, *, at: datetime | None = Non
         return outbox.deliver(session, mailer=mailer(settings), app_name=settings.app_name, at=at)
 
 
-def prune_events(settings: Settings, engine: Engine) -> int:
+def prune(settings: Settings, engine: Engine) -> int:
     """The security log past its retention, and expired passkey challenges; the log entries deleted."""
     with open_session(engine) as session:
         challenges.purge(session)
@@ -51,7 +51,7 @@ def housekeeping(settings: Settings, engine: Engine, last_prune: float) -> float
     deliver_now(settings, engine)
     if time.monotonic() - last_prune < PRUNE_EVERY:
         return last_prune
-    prune_events(settings, engine)
+    prune(settings, engine)
     return time.monotonic()
 
 
