@@ -75,8 +75,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.reader = reader(app.state.engine)
     app.state.keyring = keyring_for(settings)  # one per app: the reports of db/keyholders.py describe this one
     app.state.key_holder = holder_name()
-    app.state.templates = make_templates(settings.app_name, debug=settings.debug)
-    app.state.templates.env.globals["session_timer"] = timeout.session_timer
+    app.state.templates = make_templates(settings.app_name, debug=settings.debug, session_timer=timeout.session_timer)
     app.state.hasher = hasher_for(settings)
     app.state.hash_pool = HashPool(settings.hashes_at_once)
     return app

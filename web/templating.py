@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import segno
-from jinja2 import pass_context
+from jinja2 import FileSystemLoader, pass_context
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from db import i18n, useragents
 from db.factors import recovery_codes
 from web import i18n as web_i18n
+from web.folding import LocaleEnvironment
 from web.protect import CSRF_FIELD, csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,20 @@ def _route_path(app: Starlette, name: str) -> str:
     return str(app.url_path_for(name))
 
 
-def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(ROOT / "templates"))
-    env = templates.env
-    env.auto_reload = debug  # no stat() of every template on every render in production
+def make_templates(app_name: str, *, debug: bool = False, **extra: Any) -> dict[str, Jinja2Templates]:
+    """One set of templates per language (web/folding.py translates their literal messages when compiling)."""
+    return {locale: _templates(locale, app_name, debug, extra) for locale in i18n.LOCALES}
+
+
+def _templates(locale: str, app_name: str, debug: bool, extra: dict[str, Any]) -> Jinja2Templates:
+    env = LocaleEnvironment(
+        locale,
+        loader=FileSystemLoader(ROOT / "templates"),
+        autoescape=True,
+        auto_reload=debug,  # no stat() of every template on every render in production
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals["url_for"] = url_for
     env.filters["qr_svg"] = qr_svg
     env.filters["device_name"] = useragents.describe
@@ -103,10 +114,9 @@ def make_templates(app_name: str, *, debug: bool = False) -> Jinja2Templates:
     env.globals["htmx"] = HTMX
     env.globals["static_url"] = static_url
     env.globals["csrf_token"] = lambda request: csrf_token(request.session)
-    env.trim_blocks = True
+    env.globals.update(extra)
     web_i18n.install(env)
-    env.lstrip_blocks = True
-    return templates
+    return Jinja2Templates(env=env)
 
 
 def render(
@@ -136,8 +146,8 @@ def render(
         return RedirectResponse(redirect, status_code=303)
     else:
         name = page
-    templates: Jinja2Templates = request.app.state.templates
     locale = web_i18n.locale_of(request)
+    templates: Jinja2Templates = request.app.state.templates[locale]
     context = {"member": getattr(request.state, "member", None), **(context or {})}
     context |= {"lang": locale, "dir": "rtl" if locale in i18n.RTL else "ltr", "csrf_input": CsrfInput(request.session)}
     active, zone = i18n.ACTIVE.set(locale), i18n.ZONE.set(web_i18n.time_zone_of(request))
