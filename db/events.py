@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import Session, col, select
 
 from db.clock import now
 from db.i18n import _
 from db.models import SecurityEvent, User
-from db.sql import affected
+from db.sql import affected, columns, insert_row
 
 # Failures by anonymous clients (forged posts, failed sign-ins, throttled attempts) are one row per address,
 # kind and target per window; the rest of the window only counts, so nobody can flood the log.
@@ -98,7 +98,8 @@ def record(
     failure that repeats one already logged in the window only counts on that row (`repeats`)."""
     if actor.id is None and outcome == "failure" and _counted(session, kind, ip=actor.ip[:64], target=target):
         return
-    session.add(
+    insert_row(
+        session,
         SecurityEvent(
             kind=kind,
             outcome=outcome,
@@ -109,7 +110,7 @@ def record(
             ip=actor.ip[:64],
             user_agent=actor.user_agent[:255],
             detail=detail[:255],
-        )
+        ),
     )
 
 
@@ -126,9 +127,12 @@ def _counted(session: Session, kind: str, *, ip: str, target: Owner | None) -> b
     row_id = session.exec(same.order_by(col(SecurityEvent.id).desc()).limit(1)).first()
     if row_id is None:
         return False
-    bump = update(SecurityEvent).where(col(SecurityEvent.id) == row_id)
-    session.execute(bump.values(repeats=SecurityEvent.repeats + 1))
+    session.execute(_BUMP, {"row_id": row_id})
     return True
+
+
+_E = columns(SecurityEvent)
+_BUMP = update(_E.id.table).where(_E.id == bindparam("row_id")).values(repeats=_E.repeats + 1)
 
 
 def prune(session: Session, *, older_than_days: int) -> int:

@@ -15,7 +15,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, SQLModel, col
@@ -24,7 +24,7 @@ from db import listing
 from db.clock import now
 from db.member import Member
 from db.models import AuthSession, OrgPolicy, PasskeyCredential, RecoveryCode, RememberedBrowser, TotpDevice, User
-from db.sql import affected, columns
+from db.sql import affected, columns, insert_row
 
 # A session that did not pass a second-factor check (a remembered browser skipped it): "Confirm it's you"
 # always asks there before anything sensitive.
@@ -44,7 +44,7 @@ def start(
     row.pending = pending
     if not verified:
         row.verified_at = UNVERIFIED
-    session.add(row)
+    insert_row(session, row)
     return token
 
 
@@ -104,19 +104,25 @@ def load(connection: Connection, *, token: str, with_lists: bool = False) -> Mem
 
 def touch(session: Session, *, session_id: int) -> None:
     """Record activity on a session: called only when the cookie's own stamp is refreshed (once a minute)."""
-    session.execute(update(AuthSession).where(col(AuthSession.id) == session_id).values(last_seen_at=now()))
+    session.execute(_TOUCH, {"session_id": session_id, "at": now()})
     session.commit()
+
+
+_TOUCH = update(_S.id.table).where(_S.id == bindparam("session_id")).values(last_seen_at=bindparam("at"))
 
 
 def load_pending(session: Session, *, token: str, ttl: int) -> User | None:
     """The member of a half-finished sign-in, while it is younger than `ttl` seconds and still exists."""
-    row = session.execute(
-        select(User)
-        .join(AuthSession, col(AuthSession.user_id) == User.id)
-        .where(col(AuthSession.token_hash) == digest(token), col(AuthSession.pending).is_(True))
-        .where(col(AuthSession.created_at) > now() - timedelta(seconds=ttl))
-    ).first()
+    after = now() - timedelta(seconds=ttl)
+    row = session.execute(_PENDING_USER, {"token_hash": digest(token), "after": after}).first()
     return None if row is None else row[0]
+
+
+_PENDING_USER = (
+    select(User)
+    .join(AuthSession, col(AuthSession.user_id) == User.id)
+    .where(_S.token_hash == bindparam("token_hash"), _S.pending.is_(True), _S.created_at > bindparam("after"))
+)
 
 
 def rotate(
@@ -126,15 +132,24 @@ def rotate(
     now and finishes a pending sign-in; `fresh` makes it start now (the sign-in it began is complete).
     The caller commits."""
     new = secrets.token_urlsafe(32)
-    where = col(AuthSession.id) == session_id if token is None else col(AuthSession.token_hash) == digest(token)
-    values: dict[str, object] = {"token_hash": digest(new)}
-    if verified:
-        values |= {"verified_at": now(), "pending": False}
-    if fresh:
-        values |= {"created_at": now(), "last_seen_at": now()}
-    if affected(session.execute(update(AuthSession).where(where).values(**values))) != 1:
+    params = {"new": digest(new), "at": now()} | (
+        {"session_id": session_id} if token is None else {"token_hash": digest(token)}
+    )
+    if affected(session.execute(_rotating(token is not None, verified, fresh), params)) != 1:
         raise LookupError("session ended")
     return new
+
+
+@functools.cache
+def _rotating(by_token: bool, verified: bool, fresh: bool) -> Update:
+    """The rotation's UPDATE for each shape, built once (see db/sql.py on Core statements)."""
+    values: dict[str, Any] = {"token_hash": bindparam("new")}
+    if verified:
+        values |= {"verified_at": bindparam("at"), "pending": False}
+    if fresh:
+        values |= {"created_at": bindparam("at"), "last_seen_at": bindparam("at")}
+    where = _S.token_hash == bindparam("token_hash") if by_token else _S.id == bindparam("session_id")
+    return update(_S.id.table).where(where).values(**values)
 
 
 def end(session: Session, *, token: str) -> None:

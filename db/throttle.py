@@ -165,9 +165,14 @@ def is_hard_locked(session: Session, key: str, rule: Rule = SECOND_FACTOR) -> da
     return until if until and until > utcnow() else None
 
 
+_T = columns(Throttle)
+_CLEAR = update(_T.key.table).where(_T.key.in_(bindparam("keys", expanding=True))).values(failures=0, locked_until=None)
+_GIVE_BACK = update(_T.key.table).where(_T.key == bindparam("client"), _T.failures > 0).values(failures=_T.failures - 1)
+
+
 def clear(session: Session, *keys: str) -> None:
     """Forget the failures of `keys` (an admin's unlock, an MFA change; the caller commits)."""
-    session.execute(update(Throttle).where(col(Throttle.key).in_(keys)).values(failures=0, locked_until=None))
+    session.execute(_CLEAR, {"keys": list(keys)})
 
 
 def succeeded(session: Session, key: str, *, client: str) -> None:
@@ -178,8 +183,4 @@ def succeeded(session: Session, key: str, *, client: str) -> None:
     Two statements, the account's row first, as `take_attempts` locks them: one UPDATE of both rows locks
     them in whatever order PostgreSQL scans them, and concurrent sign-ins to one account then deadlocked."""
     clear(session, key)
-    session.execute(
-        update(Throttle)
-        .where(col(Throttle.key) == client, col(Throttle.failures) > 0)
-        .values(failures=Throttle.failures - 1)
-    )
+    session.execute(_GIVE_BACK, {"client": client})

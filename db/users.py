@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from argon2 import PasswordHasher
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from db import events, passwords, sessions, throttle
@@ -15,6 +16,7 @@ from db.events import Actor
 from db.factors import count_attempt, refuse
 from db.i18n import _
 from db.models import ROLES, User
+from db.sql import columns
 
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}")
 
@@ -71,9 +73,16 @@ def find_user(session: Session, *, email: str) -> User | None:
 
 
 def mark_signed_in(session: Session, *, user: User, actor: Actor, factor: str) -> None:
-    user.last_sign_in_at = now()
-    session.add(user)
+    """Stamp the sign-in on the member's row (a Core UPDATE; the loaded object is given the same value
+    without being marked changed, so no second UPDATE follows at commit) and log it."""
+    at = now()
+    session.execute(_SIGNED_IN, {"user_id": user.id, "at": at})
+    set_committed_value(user, "last_sign_in_at", at)
     events.record(session, "sign_in", actor=actor, target=user, detail=f"factor={factor}")
+
+
+_U = columns(User)
+_SIGNED_IN = update(_U.id.table).where(_U.id == bindparam("user_id")).values(last_sign_in_at=bindparam("at"))
 
 
 def change_password(

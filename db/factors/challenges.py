@@ -18,7 +18,7 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, generate_ch
 
 from db.clock import now
 from db.models import WebAuthnChallenge
-from db.sql import affected
+from db.sql import affected, insert_row
 
 TTL = timedelta(minutes=5)
 PURPOSES = ("register", "second_step", "step_up", "sign_in")
@@ -52,7 +52,8 @@ def issue(
         raise ValueError(f"unknown purpose {purpose!r}")
     handle = secrets.token_urlsafe(32)
     value = challenge or generate_challenge()
-    session.add(
+    insert_row(
+        session,
         WebAuthnChallenge(
             handle_hash=_digest(handle),
             challenge=bytes_to_base64url(value),
@@ -60,7 +61,7 @@ def issue(
             user_id=user_id,
             user_handle=user_handle,
             expires_at=now() + TTL,
-        )
+        ),
     )
     return handle, value
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyotp
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -25,7 +25,7 @@ from db.crypto import InvalidToken, Keyring
 from db.errors import DomainError
 from db.i18n import _
 from db.models import TotpDevice
-from db.sql import affected
+from db.sql import affected, columns
 
 PERIOD = 30
 DIGITS = 6
@@ -146,7 +146,7 @@ def clock_skew(secret: str, raw_code: str, *, at: float | None = None) -> int | 
 def verify(session: Session, *, user_id: int, raw: str, keyring: Keyring, at: float | None) -> tuple[str, int | None]:
     """("ok" | "wrong" | "replay" | "skew", seconds off): a code is accepted by one conditional UPDATE that
     moves `last_used_step` forward, so it works once across sessions and processes."""
-    device = session.exec(select(TotpDevice).where(TotpDevice.user_id == user_id)).first()
+    device = session.execute(_DEVICE, {"user_id": user_id}).first()
     if device is None:
         return "wrong", None
     try:
@@ -157,15 +157,18 @@ def verify(session: Session, *, user_id: int, raw: str, keyring: Keyring, at: fl
     if step is None:
         skew = clock_skew(secret, raw, at=at)
         return ("wrong", None) if skew is None else ("skew", skew)
-    accepted = session.execute(
-        update(TotpDevice)
-        .where(
-            col(TotpDevice.id) == device.id,
-            or_(col(TotpDevice.last_used_step).is_(None), col(TotpDevice.last_used_step) < step),
-        )
-        .values(last_used_step=step)
-    )
+    accepted = session.execute(_USE_STEP, {"device_id": device.id, "step": step})
     return ("ok" if affected(accepted) == 1 else "replay"), None
+
+
+_D = columns(TotpDevice)
+_DEVICE = select(_D.id, _D.secret_encrypted).where(_D.user_id == bindparam("user_id"))
+# Moves the last used step forward, or changes nothing: a code is accepted by the one UPDATE that changed a row.
+_USE_STEP = (
+    update(_D.id.table)
+    .where(_D.id == bindparam("device_id"), or_(_D.last_used_step.is_(None), _D.last_used_step < bindparam("step")))
+    .values(last_used_step=bindparam("step"))
+)
 
 
 def remove(session: Session, *, user_id: int) -> None:
