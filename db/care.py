@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from db import events
@@ -32,11 +32,17 @@ def mark_codes_saved(session: Session, *, user: Owner, actor: Actor) -> None:
 
 def enabled_since(session: Session, *, user_id: int) -> datetime | None:
     """When the member's current MFA began: their authenticator's confirmation, or their first passkey."""
-    totp = select(TotpDevice.confirmed_at).where(TotpDevice.user_id == user_id).limit(1).scalar_subquery()
-    passkey = select(func.min(PasskeyCredential.created_at)).where(PasskeyCredential.user_id == user_id)
-    row = session.execute(select(totp, passkey.scalar_subquery())).one()  # both in one statement
+    row = session.execute(_ENABLED_SINCE, {"user_id": user_id}).one()
     found: datetime | None = row[0] if row[0] is not None else row[1]
     return found
+
+
+_ENABLED_SINCE = select(  # both in one statement, built once
+    select(TotpDevice.confirmed_at).where(TotpDevice.user_id == bindparam("user_id")).limit(1).scalar_subquery(),
+    select(func.min(PasskeyCredential.created_at))
+    .where(PasskeyCredential.user_id == bindparam("user_id"))
+    .scalar_subquery(),
+)
 
 
 def checkup_due(session: Session, *, user: User, days: int) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import bindparam, delete, func, update
@@ -167,9 +167,10 @@ def list_events(session: Session, *, where: EventFilter, limit: int = 500) -> li
 
 def failures_since(session: Session, *, user_id: int, since: datetime | None) -> int:
     """Failed second-factor checks against a member since a moment (their previous sign-in)."""
-    query = select(func.coalesce(func.sum(1 + col(SecurityEvent.repeats)), 0)).where(
-        SecurityEvent.target_id == user_id, SecurityEvent.kind == "second_factor_failed"
-    )
-    if since is not None:
-        query = query.where(SecurityEvent.at > since)
-    return session.exec(query).one()
+    at_least = since or datetime(1970, 1, 1, tzinfo=UTC)  # no previous sign-in: every failure counts
+    return int(session.execute(_FAILURES, {"user_id": user_id, "since": at_least}).scalar_one())
+
+
+_FAILURES = select(func.coalesce(func.sum(1 + _E.repeats), 0)).where(
+    _E.target_id == bindparam("user_id"), _E.kind == "second_factor_failed", _E.at > bindparam("since")
+)

@@ -74,7 +74,10 @@ def issue_setup_token(session: Session) -> str | None:
 
 def instance_is_empty(session: Session) -> bool:
     """Whether nobody has an account yet (asked on every sign-in page, so no count over all members)."""
-    return session.exec(select(User.id).limit(1)).first() is None
+    return session.execute(_ANYONE).first() is None
+
+
+_ANYONE = select(User.id).limit(1)
 
 
 def setup_token_valid(session: Session, *, token: str) -> bool:

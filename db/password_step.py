@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 
 from argon2 import PasswordHasher
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from db import events, passwords, throttle
@@ -31,7 +32,7 @@ def check(session: Session, *, email: str, password: str, hasher: PasswordHasher
         events.record(session, "throttled", actor=actor, target_label=email, outcome="failure", detail="password")
         session.commit()
         raise
-    user = session.exec(select(User).where(User.email == email)).first()
+    user = session.scalars(_BY_EMAIL, {"email": email}).first()
     session.commit()  # no transaction stays open across the hash (PostgreSQL would hold it ~0.2 s)
     stored = user.password_hash if user and user.password_hash else None
     ok = passwords.verify(hasher, stored or _dummy_hash(hasher), password[: passwords.MAX_LENGTH * 4])
@@ -48,6 +49,8 @@ def check(session: Session, *, email: str, password: str, hasher: PasswordHasher
     session.commit()
     return user
 
+
+_BY_EMAIL = select(User).where(User.email == bindparam("email"))  # built once: its compiled form is reused
 
 _dummy_hashes: dict[tuple[int, int], str] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlmodel import Session
 
 from db import devices, sessions
@@ -18,6 +18,12 @@ from db.models import OrgPolicy, PasskeyCredential, TotpDevice
 from db.sql import columns
 
 _T, _P = columns(TotpDevice), columns(PasskeyCredential)
+
+
+_FACTORS = select(  # built once: its compiled form is reused
+    exists().where(_T.user_id == bindparam("user_id")),
+    select(func.count()).where(_P.user_id == bindparam("user_id")).scalar_subquery(),
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,7 @@ def offer(session: Session, *, token: str, ttl: int, rp_id: str) -> Offer | None
     user = sessions.load_pending(session, token=token, ttl=ttl)
     if user is None or user.id is None:
         return None
-    has_totp = exists().where(_T.user_id == user.id)
-    count = select(func.count()).where(_P.user_id == user.id).scalar_subquery()
-    totp, keys = session.execute(select(has_totp, count)).one()
+    totp, keys = session.execute(_FACTORS, {"user_id": user.id}).one()
     days = devices.allowed_days(session.get(OrgPolicy, 1), role=user.role)
     if not keys:
         return Offer(bool(totp), days)

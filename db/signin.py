@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from db import care, devices, events, notices, password_step, sessions, users
@@ -147,9 +148,15 @@ def confirm(
 
 
 def _has_second_factor(session: Session, *, user_id: int) -> bool:
-    totp = select(TotpDevice.id).where(TotpDevice.user_id == user_id)
-    passkey = select(PasskeyCredential.id).where(PasskeyCredential.user_id == user_id)
-    return session.execute(totp.union_all(passkey).limit(1)).first() is not None
+    return session.execute(_SECOND_FACTOR, {"user_id": user_id}).first() is not None
+
+
+_SECOND_FACTOR = (
+    select(TotpDevice.id)
+    .where(TotpDevice.user_id == bindparam("user_id"))
+    .union_all(select(PasskeyCredential.id).where(PasskeyCredential.user_id == bindparam("user_id")))
+    .limit(1)
+)
 
 
 def complete(
