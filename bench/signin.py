@@ -58,13 +58,18 @@ def _forwarded_for(index: int) -> str:
     return f"198.18.{index // 250}.{index % 250 + 1}"
 
 
-async def _user(base: str, queue: collections.deque, deadline: float, out: list[list[float]]) -> None:  # type: ignore[type-arg]
-    """One virtual user: one keep-alive client, its cookies cleared between sign-ins (a fresh browser session)."""
+Queue = collections.deque[tuple[int, dict[str, str], int]]  # (index, member, step of their last sign-in)
+
+
+async def _user(base: str, queue: Queue, deadline: float, out: list[list[float]], idle: list[float]) -> None:
+    """One virtual user: one keep-alive client, its cookies cleared between sign-ins (a fresh browser session).
+    It idles only when every member has signed in during the current step (`idle`: the seconds it waited)."""
     async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as client:
         while time.monotonic() < deadline:
             index, member, step = queue.popleft()
             if step >= int(time.time()) // 30:
                 queue.append((index, member, step))
+                idle.append(0.01)
                 await asyncio.sleep(0.01)
                 continue
             client.cookies.clear()
@@ -76,12 +81,13 @@ async def _user(base: str, queue: collections.deque, deadline: float, out: list[
 
 
 async def drive(base: str, members: list[dict[str, str]], seconds: float, concurrency: int) -> dict:  # type: ignore[type-arg]
-    queue = collections.deque((i, m, 0) for i, m in enumerate(members))
+    queue: Queue = collections.deque((i, m, 0) for i, m in enumerate(members))
     flows: list[list[float]] = []
+    idle: list[float] = []
     deadline = time.monotonic() + seconds
     started = time.perf_counter()
-    await asyncio.gather(*(_user(base, queue, deadline, flows) for _ in range(concurrency)))
-    return {"seconds": time.perf_counter() - started, "flows": flows}
+    await asyncio.gather(*(_user(base, queue, deadline, flows, idle) for _ in range(concurrency)))
+    return {"seconds": time.perf_counter() - started, "flows": flows, "idle": sum(idle)}
 
 
 def main() -> None:
