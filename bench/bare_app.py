@@ -1,8 +1,15 @@
-"""The ceiling of the stack: the least a Starlette + Jinja page with a signed-cookie session can cost.
+"""The ceiling of the stack: the least a Starlette + Jinja page, and a real sign-in, can cost on it.
+
+`GET /` reads a signed-cookie session and renders a tiny template: the per-request floor that wrk drives
+beside the app's pages. `/login` and `/login/verify` are a minimal real password + TOTP sign-in written
+directly on the bare stack (bench/bare_signin.py, its tables in bench/bare_db.py), driven by the same
+client code as the app's sign-in (bench/signin.py).
 
 `python bench/bare_app.py PORT WORKERS` serves it as `python -m web serve` serves the app (uvicorn,
-httptools with TCP_NODELAY, uvloop, the same worker count), so the ceiling is as fast as the stack allows
-and the app's figures divided by these say what the app's own code costs.
+httptools with TCP_NODELAY, uvloop, proxy headers from 127.0.0.1, the same worker count), so the ceiling
+is as fast as the stack allows and the app's figures divided by these say what the app's own code costs.
+It reads BARE_DATABASE_URL, BARE_TOTP_KEY and ARGON2_* from the environment; bench/run.py sets them and
+seeds the tables (`bare_db.prepare`) before starting it.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
+import bare_db
+import bare_signin
 from jinja2 import DictLoader, Environment
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -36,22 +45,18 @@ async def page(request: Request) -> Response:
     return HTMLResponse(TEMPLATES.get_template("page.html").render(title="Settings", user=user))
 
 
-async def login(request: Request) -> Response:
-    """Sets the session once, so the load tool holds a real signed cookie."""
-    request.session["user"] = "member@bench.example"
-    return PlainTextResponse("ok")
-
-
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
 def create_app() -> Starlette:
     secret = os.environ.get("SECRET_KEY", "bench-bare-secret")
-    return Starlette(
-        routes=[Route("/", page), Route("/login", login), Route("/healthz", healthz)],
+    app = Starlette(
+        routes=[Route("/", page), Route("/healthz", healthz), *bare_signin.ROUTES],
         middleware=[Middleware(SessionMiddleware, secret_key=secret)],
     )
+    app.state.ceiling = bare_db.ceiling_from(os.environ)
+    return app
 
 
 if __name__ == "__main__":
@@ -65,6 +70,7 @@ if __name__ == "__main__":
         factory=True,
         port=port,
         workers=workers,
+        proxy_headers=True,
         http=NoDelayHttpToolsProtocol,
         loop="uvloop",
         log_level="warning",

@@ -32,7 +32,8 @@ def render(
 ) -> str:
     page, flow, signin = r["page_ceiling"], r["flow_ceiling"], r["signin"]
     floor = 0.40 if database(url) == "SQLite" else 0.30
-    non_hash = signin["cpu_ms"] - hash_ms
+    non_hash, ceiling_non_hash = signin["cpu_ms"] - hash_ms, flow["cpu_ms"] - hash_ms
+    bare_requests = 4 * page["cpu_ms"]
     rows = [
         ("Settings, MFA expanded (req/s)", r["settings"]["rps"], page["rps"], f"≥ {floor:.0%}", None),
         ("MFA partial, htmx (req/s)", r["partial"]["rps"], page["rps"], "", None),
@@ -60,15 +61,20 @@ def render(
     lines += [
         f"| second step (POST /login/verify) p50 under sign-in load (ms) | {signin['p50']:.1f} | {flow['p50']:.1f} "
         f"| {step:.1f}× | ≤ 3× | {_verdict(step <= 3)} |",
-        f"| server CPU per sign-in, without the hash (ms) | {non_hash:.1f} | {flow['cpu_ms']:.1f} "
-        f"| {non_hash / flow['cpu_ms']:.1f}× | ≤ 2× | {_verdict(non_hash <= 2 * flow['cpu_ms'])} |",
+        f"| server CPU per sign-in, without the hash (ms) | {non_hash:.1f} | {ceiling_non_hash:.1f} "
+        f"| {non_hash / ceiling_non_hash:.1f}× | ≤ 2× | {_verdict(non_hash <= 2 * ceiling_non_hash)} |",
+        f"| the same against four bare requests, no sign-in work (4 × the page ceiling's CPU, ms) | {non_hash:.1f} "
+        f"| {bare_requests:.1f} | {non_hash / bare_requests:.1f}× | | |",
         f"| server CPU per request, Settings (ms) | {r['settings']['cpu_ms']:.2f} | {page['cpu_ms']:.2f} "
         f"| {r['settings']['cpu_ms'] / page['cpu_ms']:.1f}× | | |",
         "",
         f"Sign-ins per core: {signin['rate'] / signin['cores']:.1f} (the server used {signin['cores']:.2f} cores); "
         f"one password hash costs {hash_ms:.1f} ms of CPU (argon2id m={settings.argon2_memory_kib} KiB, "
-        f"t={settings.argon2_time_cost}, p=1), of {signin['cpu_ms']:.1f} ms per sign-in. "
-        "The ceiling's flow is four bare requests (set the session, read it three times) driven the same way.",
+        f"t={settings.argon2_time_cost}, p=1), of {signin['cpu_ms']:.1f} ms per sign-in "
+        f"({flow['cpu_ms']:.1f} ms in the ceiling's). "
+        "The ceiling's sign-in is a minimal real one on the bare stack (bench/bare_signin.py): the same four "
+        "requests, with CSRF, throttle, argon2id, a TOTP code used once, a rotated session and a log row, "
+        "driven by the same client; both figures above subtract the one hash.",
         "",
         "SQL statements (SQLAlchemy `before_cursor_execute`, in-process over the same database): "
         + "; ".join(f"{name}: {count}" for name, count in statements.items())
