@@ -135,7 +135,7 @@ def flows(base: str, members: Path, seconds: int, pid: int) -> dict[str, float]:
     if result["idle"]:
         print(
             f"bench: {base}: the virtual users ran out of members for {result['idle']:.1f} s; the sign-in rate "
-            "is bound by --members, not by the server",
+            "is bound by --members, not by the server (CPU per sign-in is not affected)",
             file=sys.stderr,
         )
     done = result["flows"]
