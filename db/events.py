@@ -100,17 +100,16 @@ def record(
         return
     insert_row(
         session,
-        SecurityEvent(
-            kind=kind,
-            outcome=outcome,
-            actor_id=actor.id,
-            actor_label=actor.label[:254],
-            target_id=target.id if target else None,
-            target_label=(target.email if target else target_label)[:254],
-            ip=actor.ip[:64],
-            user_agent=actor.user_agent[:255],
-            detail=detail[:255],
-        ),
+        SecurityEvent,
+        kind=kind,
+        outcome=outcome,
+        actor_id=actor.id,
+        actor_label=actor.label[:254],
+        target_id=target.id if target else None,
+        target_label=(target.email if target else target_label)[:254],
+        ip=actor.ip[:64],
+        user_agent=actor.user_agent[:255],
+        detail=detail[:255],
     )
 
 

@@ -40,11 +40,10 @@ def start(
 ) -> str:
     """A new session for `user`, checked now unless not `verified`; returns the cookie token. Caller commits."""
     token = secrets.token_urlsafe(32)
-    row = AuthSession(token_hash=digest(token), user_id=user.id or 0, ip=ip[:64], user_agent=user_agent[:255])
-    row.pending = pending
+    row: dict[str, Any] = {"token_hash": digest(token), "user_id": user.id or 0, "pending": pending}
     if not verified:
-        row.verified_at = UNVERIFIED
-    insert_row(session, row)
+        row["verified_at"] = UNVERIFIED
+    insert_row(session, AuthSession, ip=ip[:64], user_agent=user_agent[:255], **row)
     return token
 
 

@@ -7,17 +7,32 @@ Kept apart from db/signin.py because its refusals differ: every one reads as a w
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import NoReturn
 
 from sqlmodel import Session
 
-from db import care, events, sessions, throttle
+from db import care, events, links, sessions, throttle
 from db.clock import now
 from db.errors import InvalidCredentials
 from db.events import Actor
 from db.factors import passkeys
 from db.models import Throttle, User
 from db.signin import Finished, complete
+
+
+@dataclass(frozen=True)
+class SignInPage:
+    empty: bool  # nobody has an account yet: the page points to the set-up link
+    options: str  # WebAuthn request options (JSON) for a discoverable passkey
+    handle: str  # the challenge's handle, kept in the cookie session
+
+
+def sign_in_page(session: Session, *, rp_id: str) -> SignInPage:
+    """What the sign-in page needs, in one service (one worker-thread hop and one database session): whether
+    the instance is empty, and a fresh challenge for signing in with a passkey alone."""
+    options, handle = passkeys.authentication_options(session, user=None, purpose="sign_in", rp_id=rp_id)
+    return SignInPage(links.instance_is_empty(session), options, handle)
 
 
 def sign_in_with_passkey(

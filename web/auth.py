@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 
-from db import links, second_step, signin
+from db import second_step, signin, signin_passkey
 from db.errors import DomainError
 from web import passkeys, signed_in
 from web.cookies import remember_name
@@ -22,9 +22,9 @@ async def show_login(ctx: Context) -> Response:
     next_path = safe_next(ctx.request.query_params.get("next"))
     if signed_in.SID in ctx.session and not ctx.session.get(signed_in.PENDING):
         return RedirectResponse(next_path, status_code=303)
-    empty = await ctx.run(links.instance_is_empty)
-    options = await passkeys.request_options(ctx, "sign_in")
-    context = {"next": next_path, "email": "", "error": None, "empty": empty, "passkey_options": options}
+    page = await ctx.run(signin_passkey.sign_in_page, rp_id=passkeys.relying_party(ctx)[0])
+    options = passkeys.keep_challenge(ctx, "sign_in", page.options, page.handle)
+    context = {"next": next_path, "email": "", "error": None, "empty": page.empty, "passkey_options": options}
     return render(ctx.request, "auth/login.html", None, context)
 
 

@@ -34,6 +34,11 @@ async def request_options(ctx: Context, purpose: str, user: Any = None) -> dict[
     """Options for navigator.credentials.get(); the challenge's handle goes into the cookie session."""
     rp_id, _ = relying_party(ctx)
     options, handle = await ctx.run(passkeys.authentication_options, user=user, purpose=purpose, rp_id=rp_id)
+    return keep_challenge(ctx, purpose, options, handle)
+
+
+def keep_challenge(ctx: Context, purpose: str, options: str, handle: str) -> dict[str, Any]:
+    """The challenge's handle goes into the cookie session; the options (JSON) are for the page's script."""
     ctx.session[KEY.format(purpose)] = handle
     parsed: dict[str, Any] = json.loads(options)
     return parsed

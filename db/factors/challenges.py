@@ -54,14 +54,13 @@ def issue(
     value = challenge or generate_challenge()
     insert_row(
         session,
-        WebAuthnChallenge(
-            handle_hash=_digest(handle),
-            challenge=bytes_to_base64url(value),
-            purpose=purpose,
-            user_id=user_id,
-            user_handle=user_handle,
-            expires_at=now() + TTL,
-        ),
+        WebAuthnChallenge,
+        handle_hash=_digest(handle),
+        challenge=bytes_to_base64url(value),
+        purpose=purpose,
+        user_id=user_id,
+        user_handle=user_handle,
+        expires_at=now() + TTL,
     )
     return handle, value
 
