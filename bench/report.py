@@ -32,7 +32,8 @@ def render(
 ) -> str:
     page, flow, signin = r["page_ceiling"], r["flow_ceiling"], r["signin"]
     floor = 0.40 if database(url) == "SQLite" else 0.30
-    non_hash, ceiling_non_hash = r["without_hash"]["app"], r["without_hash"]["ceiling"]
+    nohash = r["without_hash"]
+    non_hash, ceiling_non_hash, nohash_ratio = nohash["app"], nohash["ceiling"], nohash["ratio"]
     bare_requests = 4 * page["cpu_ms"]
     rows = [
         ("Settings, MFA expanded (req/s)", r["settings"]["rps"], page["rps"], f"≥ {floor:.0%}", None),
@@ -61,8 +62,9 @@ def render(
     lines += [
         f"| second step (POST /login/verify) p50 under sign-in load (ms) | {signin['p50']:.1f} | {flow['p50']:.1f} "
         f"| {step:.1f}× | ≤ 3× | {_verdict(step <= 3)} |",
-        f"| server CPU per sign-in, without the hash (ms) | {non_hash:.1f} | {ceiling_non_hash:.1f} "
-        f"| {non_hash / ceiling_non_hash:.1f}× | ≤ 2× | {_verdict(non_hash <= 2 * ceiling_non_hash)} |",
+        f"| server CPU per sign-in, without the hash (ms; median of {nohash['rounds']:.0f} rounds, each ceiling then "
+        f"app; ratio range {nohash['low']:.1f}–{nohash['high']:.1f}×) | {non_hash:.1f} | {ceiling_non_hash:.1f} "
+        f"| {nohash_ratio:.1f}× | ≤ 2× | {_verdict(nohash_ratio <= 2)} |",
         f"| the same against four bare requests, no sign-in work (4 × the page ceiling's CPU, ms) | {non_hash:.1f} "
         f"| {bare_requests:.1f} | {non_hash / bare_requests:.1f}× | | |",
         f"| server CPU per request, Settings (ms) | {r['settings']['cpu_ms']:.2f} | {page['cpu_ms']:.2f} "
@@ -74,8 +76,8 @@ def render(
         f"({flow['cpu_ms']:.1f} ms in the ceiling's). "
         "The ceiling's sign-in is a minimal real one on the bare stack (bench/bare_signin.py): the same four "
         "requests, with CSRF, throttle, argon2id, a TOTP code used once, a rotated session and a log row, "
-        "driven by the same client. CPU without the hash is measured directly, by a second run of both servers "
-        "whose members' passwords are hashed at argon2id t=1, m=8 KiB.",
+        "driven by the same client. CPU without the hash is measured directly: rounds of the ceiling then the app, "
+        "both serving at once, on members whose passwords are hashed at argon2id t=1, m=8 KiB.",
         "",
         "SQL statements (SQLAlchemy `before_cursor_execute`, in-process over the same database): "
         + "; ".join(f"{name}: {count}" for name, count in statements.items())

@@ -19,11 +19,12 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +46,7 @@ PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
 PARTIAL = {"HX-Request": "true", "HX-Request-Type": "partial"}
 PINNED = (os.cpu_count() or 1) >= 2
+Command = Callable[[int], tuple[list[str], dict[str, str]]]  # a server's argv and environment for a port
 SERVER_CPU, LOAD_CPU = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if PINNED else ([], [])
 
 
@@ -75,8 +77,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def serving(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process group, ready when /healthz answers; SIGINT on exit (pyinstrument writes then)."""
+def serving(command: Command, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A server process group on a free port (`command(port)` gives its argv and environment) and its base
+    URL, ready when /healthz answers; SIGINT on exit (pyinstrument writes then)."""
+    port = free_port()
+    argv, env = command(port)
     with log.open("ab") as out:
         proc = subprocess.Popen(SERVER_CPU + argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
     try:
@@ -88,7 +93,7 @@ def serving(argv: list[str], env: dict[str, str], port: int, log: Path) -> Itera
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"server did not start; see {log}")
-        yield proc
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
@@ -126,13 +131,14 @@ def _ms(text: str) -> float:
     raise ValueError(text)
 
 
-def flows(base: str, members: Path, seconds: int, pid: int) -> dict[str, float]:
-    """Sign-ins per second, p50 of the fourth request, server CPU ms per sign-in (a failed one raises)."""
+def flows(base: str, members: Path, seconds: int, pid: int, *, quiet: bool = False) -> dict[str, float]:
+    """Sign-ins per second, p50 of the fourth request, server CPU ms per sign-in (a failed one raises).
+    `quiet`: running out of members is expected (only the CPU per sign-in is wanted)."""
     argv = [PY, str(BENCH / "signin.py"), base, str(members), str(seconds), "8"]
     before = cpu_seconds(pid)
     result = json.loads(subprocess.run(LOAD_CPU + argv, stdout=subprocess.PIPE, text=True, check=True).stdout)
     cpu = cpu_seconds(pid) - before
-    if result["idle"]:
+    if result["idle"] and not quiet:
         print(
             f"bench: {base}: the virtual users ran out of members for {result['idle']:.1f} s; the sign-in rate "
             "is bound by --members, not by the server (CPU per sign-in is not affected)",
@@ -198,29 +204,31 @@ def ceiling_env(env: dict[str, str], settings: Settings, data: Path) -> dict[str
 
 
 def measure(
-    args: argparse.Namespace, env: dict[str, str], members: Path, member: dict[str, str] | None, log: Path
+    args: argparse.Namespace, env: dict[str, str], members: Path, member: dict[str, str], log: Path
 ) -> dict[str, dict[str, float]]:
     """The ceiling, then the app, each on a fresh server with the same worker count. `env` holds the
-    ceiling's configuration too; the app reads none of it. Without `member` only the sign-in flows run."""
+    ceiling's configuration too; the app reads none of it."""
     results: dict[str, dict[str, float]] = {}
-    seconds, workers = args.seconds, str(args.workers)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serving([PY, str(BENCH / "bare_app.py"), str(port), workers], env, port, log) as bare:
-        if member is not None:
-            results["page_ceiling"] = wrk(base + "/", cookie_for(base, None), seconds, {}, bare.pid)
+    seconds = args.seconds
+    with serving(ceiling_server(args, env), log) as (bare, base):
+        results["page_ceiling"] = wrk(base + "/", cookie_for(base, None), seconds, {}, bare.pid)
         results["flow_ceiling"] = flows(base, members, seconds, bare.pid)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serving(
-        [PY, "-m", "web", "serve", "--workers", workers, "--quiet"], env | {"PORT": str(port)}, port, log
-    ) as app:
-        if member is not None:
-            cookie = cookie_for(base, member)
-            results["settings"] = wrk(base + "/settings?section=mfa", cookie, seconds, {}, app.pid)
-            results["partial"] = wrk(base + "/settings?section=mfa", cookie, seconds, PARTIAL, app.pid)
+    with serving(app_server(args, env), log) as (app, base):
+        cookie = cookie_for(base, member)
+        results["settings"] = wrk(base + "/settings?section=mfa", cookie, seconds, {}, app.pid)
+        results["partial"] = wrk(base + "/settings?section=mfa", cookie, seconds, PARTIAL, app.pid)
         results["signin"] = flows(base, members, seconds, app.pid)
     return results
+
+
+def ceiling_server(args: argparse.Namespace, env: dict[str, str]) -> Command:
+    return lambda port: ([PY, str(BENCH / "bare_app.py"), str(port), str(args.workers)], env)
+
+
+def app_server(args: argparse.Namespace, env: dict[str, str], *, under: list[str] | None = None) -> Command:
+    """The app as `python -m web serve` runs it (`under` a profiler, for --profile)."""
+    argv = (under or [PY]) + ["-m", "web", "serve", "--workers", str(args.workers), "--quiet"]
+    return lambda port: (argv, env | {"PORT": str(port)})
 
 
 CHEAP_HASH = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8"}
@@ -230,7 +238,9 @@ def without_hash(args: argparse.Namespace, url: str | None, log: Path) -> dict[s
     """A sign-in's CPU without the password hash, measured directly: both servers again, on members whose
     passwords are hashed with argon2id at t=1, m=8 KiB (microseconds), so what a flow costs is the rest of
     the sign-in. Subtracting a separately timed 20–30 ms hash from the full run left the ceiling's few
-    milliseconds inside the hash's own run-to-run noise."""
+    milliseconds inside the hash's own run-to-run noise. Both serve at once and take turns, in rounds of
+    their own members, so a drift of the machine's speed (seen here: a third between runs) hits both alike;
+    the ratio is the median of the rounds' ratios."""
     with tempfile.TemporaryDirectory(prefix="bench-nohash-") as tmp:
         data = Path(tmp)
         env = environment(data, url) | CHEAP_HASH
@@ -241,8 +251,28 @@ def without_hash(args: argparse.Namespace, url: str | None, log: Path) -> dict[s
         seed.save(members, data / "members.json")
         env = ceiling_env(env, settings, data)
         bare_db.prepare(env, data / "members.json")
-        found = measure(args, env, data / "members.json", None, log)
-    return {"app": found["signin"]["cpu_ms"], "ceiling": found["flow_ceiling"]["cpu_ms"]}
+        slices = []
+        for r in range(ROUNDS):  # each round its own members: a TOTP code is good once per 30 s step
+            slices.append(data / f"round{r}.json")
+            seed.save(members[r::ROUNDS], slices[-1])
+        app_ms, ceiling_ms = [], []
+        ceiling, app = serving(ceiling_server(args, env), log), serving(app_server(args, env), log)
+        with ceiling as (bare, bare_base), app as (server, base):
+            for part in slices:
+                ceiling_ms.append(flows(bare_base, part, ROUND_SECONDS, bare.pid, quiet=True)["cpu_ms"])
+                app_ms.append(flows(base, part, ROUND_SECONDS, server.pid, quiet=True)["cpu_ms"])
+    ratios = sorted(a / c for a, c in zip(app_ms, ceiling_ms, strict=True))
+    return {
+        "app": statistics.median(app_ms),
+        "ceiling": statistics.median(ceiling_ms),
+        "ratio": statistics.median(ratios),
+        "low": ratios[0],
+        "high": ratios[-1],
+        "rounds": ROUNDS,
+    }
+
+
+ROUNDS, ROUND_SECONDS = 3, 4  # the ceiling, then the app, in turn: a drift of the machine's speed hits both
 
 
 def environment(data: Path, url: str | None) -> dict[str, str]:
@@ -261,10 +291,8 @@ def profile(args: argparse.Namespace, env: dict[str, str], member: dict[str, str
     """The Settings load against the app under pyinstrument (one worker); the text profile goes to a file."""
     out = ROOT / "data" / "bench-profile.txt"
     out.parent.mkdir(exist_ok=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [PY, "-m", "pyinstrument", "-r", "text", "-o", str(out), "-m", "web", "serve", "--quiet"]
-    with serving(argv, env | {"PORT": str(port)}, port, log) as app:
+    under = [PY, "-m", "pyinstrument", "-r", "text", "-o", str(out)]
+    with serving(app_server(args, env, under=under), log) as (app, base):
         cookie = cookie_for(base, member)
         print(wrk(base + "/settings?section=mfa", cookie, args.seconds, {}, app.pid))
     print(f"profile of the Settings page load written to {out}")
