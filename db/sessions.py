@@ -40,10 +40,16 @@ def start(
 ) -> str:
     """A new session for `user`, checked now unless not `verified`; returns the cookie token. Caller commits."""
     token = secrets.token_urlsafe(32)
-    row: dict[str, Any] = {"token_hash": digest(token), "user_id": user.id or 0, "pending": pending}
-    if not verified:
-        row["verified_at"] = UNVERIFIED
-    insert_row(session, AuthSession, ip=ip[:64], user_agent=user_agent[:255], **row)
+    insert_row(
+        session,
+        AuthSession,
+        token_hash=digest(token),
+        user_id=user.id or 0,
+        ip=ip[:64],
+        user_agent=user_agent[:255],
+        pending=pending,
+        verified_at=now() if verified else UNVERIFIED,
+    )
     return token
 
 

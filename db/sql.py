@@ -40,10 +40,11 @@ def insert_row(session: Session, model: type[SQLModel], **values: Any) -> None:
     take the model's defaults (`default`, `default_factory`) as constructing the model would, without
     building the instance (five times the cost of reading the defaults); nothing reads the row back."""
     statement, fields, key = _inserting(model)
-    if unknown := values.keys() - dict(fields).keys():
+    if unknown := values.keys() - fields.keys():
         raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
     row = {
-        name: values[name] if name in values else info.get_default(call_default_factory=True) for name, info in fields
+        name: values[name] if name in values else info.get_default(call_default_factory=True)
+        for name, info in fields.items()
     }
     if row.get(key) is None:
         row.pop(key, None)  # the database numbers the row
@@ -51,11 +52,11 @@ def insert_row(session: Session, model: type[SQLModel], **values: Any) -> None:
 
 
 @functools.cache
-def _inserting(model: type[SQLModel]) -> tuple[Any, tuple[tuple[str, Any], ...], str]:
+def _inserting(model: type[SQLModel]) -> tuple[Any, dict[str, Any], str]:
     """The model's INSERT (built once, so its compiled form is reused), its fields and its key's name."""
     table = model.__table__  # type: ignore[attr-defined]  # see columns()
     key = next(iter(table.primary_key.columns)).name
-    return insert(table), tuple(model.model_fields.items()), key
+    return insert(table), dict(model.model_fields), key
 
 
 def affected(result: Result[Any]) -> int:
